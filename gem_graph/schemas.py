@@ -1,0 +1,170 @@
+"""Pydantic models at the boundaries: what a model must answer, and the records we write.
+
+Model-facing models avoid free-form objects (strict JSON-schema mode forbids them), so
+JSON Schemas and argument objects travel as JSON strings and are parsed afterwards.
+Graph state never holds these objects, only their `model_dump()`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Platform = Literal["operator", "computer", "phone", "machine", "other"]
+Role = Literal["system", "user", "assistant", "tool"]
+PATTERNS = (
+    "rule_conflict",
+    "error_recovery",
+    "clarification",
+    "multi_hop",
+    "rule_awareness",
+)
+Pattern = Literal["rule_conflict", "error_recovery", "clarification", "multi_hop", "rule_awareness"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- filter -------------------------------------------------------------------------------
+
+
+class FilterOutput(_Out):
+    """Relevance verdict and labels for one text segment."""
+
+    relevant: bool = Field(description="True when the text describes a multi-step procedure "
+                           "carried out with an app, website, computer or machine.")
+    reason: str = Field(description="One sentence justifying the verdict.")
+    summary: str = Field(description="One-sentence summary of the task the text describes.")
+    platform: Platform
+    domain: str = Field(description="Domain label, e.g. e_commerce, healthcare, finance.")
+    category: str = Field(description="Task category label, e.g. account_management.")
+
+
+# ---- extract ------------------------------------------------------------------------------
+
+
+class ToolDraft(_Out):
+    """One tool as the model proposes it; `parameters_json` is a JSON Schema object as text."""
+
+    name: str
+    description: str
+    parameters_json: str = Field(description="JSON Schema of the arguments, as a JSON string.")
+    read_only: bool = Field(description="True when the tool never changes state.")
+
+
+class ExampleCall(_Out):
+    tool: str
+    arguments_json: str = Field(description="Realistic arguments, as a JSON object string.")
+
+
+class WorkflowDraft(_Out):
+    name: str
+    description: str
+    steps: list[str]
+    graph: str = Field(description="Execution graph, e.g. (login)->(search)->(add_to_cart, pay).")
+    constraints: list[str] = Field(
+        description="Dependencies, uniqueness/limits and conditionals the workflow must respect."
+    )
+    example_calls: list[ExampleCall]
+
+
+class ExtractOutput(_Out):
+    workflows: list[WorkflowDraft]
+    tools: list[ToolDraft]
+    rules: list[str] = Field(description="Domain rules stated or implied by the text.")
+
+
+# ---- implement ----------------------------------------------------------------------------
+
+
+class ImplementOutput(_Out):
+    """An executable environment for the extracted tools."""
+
+    schema_sql: str = Field(description="SQLite DDL: CREATE TABLE statements only.")
+    seed_json: str = Field(description='Seed rows as a JSON object string: {"table": [row, ...]}.')
+    tools_py: str = Field(description="Python module defining one function per tool.")
+    policy: str = Field(description="The domain rules, as text, that the code enforces.")
+
+
+# ---- ground / refine ----------------------------------------------------------------------
+
+
+class FunctionCallDraft(_Out):
+    name: str
+    arguments: str = Field(description="Arguments as a JSON object string.")
+
+
+class ToolCallDraft(_Out):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCallDraft
+
+
+class MessageDraft(_Out):
+    role: Role
+    content: str | None
+    tool_calls: list[ToolCallDraft] | None = None
+    tool_call_id: str | None = None
+
+
+class ScenarioDraft(_Out):
+    now: str | None = Field(description="ISO-8601 datetime of the episode's clock, or null.")
+    rows_json: str = Field(
+        description='Extra seed rows for this episode, as a JSON object string {"table": [row]}.'
+    )
+
+
+class TrajectoryOutput(_Out):
+    """A whole dialogue written in one pass."""
+
+    messages: list[MessageDraft]
+    scenario: ScenarioDraft
+    patterns: list[Pattern] = Field(description="The behaviour patterns this dialogue exercises.")
+    new_tools: list[ToolDraft] = Field(
+        default_factory=list, description="Tools added by refinement; empty when grounding."
+    )
+
+
+# ---- judge --------------------------------------------------------------------------------
+
+
+class RubricVerdict(_Out):
+    passed: bool
+    reason: str
+
+
+class JudgeOutput(_Out):
+    r1_tool_call_hallucination: RubricVerdict
+    r2_capability_hallucination: RubricVerdict
+    r3_context_hallucination: RubricVerdict
+
+
+# ---- records ------------------------------------------------------------------------------
+
+
+class Document(BaseModel):
+    """One input text. Extra metadata is kept and carried into the record's source labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class Problem(BaseModel):
+    """A check's finding, with a stable `code` from the architecture's contract."""
+
+    code: str
+    message: str
+    where: str = ""
+
+
+class Reject(BaseModel):
+    doc_id: str
+    stage: str
+    attempts: int
+    reason: str
+    problems: list[Problem] = Field(default_factory=list)

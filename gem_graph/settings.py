@@ -1,0 +1,76 @@
+"""One settings object: every model option, attempt cap and sandbox limit, by name."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_text"]
+SandboxTier = Literal["strict", "standard", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Strict):
+    """How to reach the chat model. The API key is never stored here: it comes from the env."""
+
+    name: str = Field(default_factory=lambda: os.environ.get("GEM_MODEL", "gpt-4o-mini"))
+    base_url: str | None = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL"))
+    temperature: float = 0.7
+    max_tokens: int | None = None
+    timeout_s: float = 120.0
+    structured_method: StructuredMethod = "auto"
+    max_transport_retries: int = Field(default=5, ge=0)
+    """Retries of retryable transport errors (429, 5xx, timeouts); they never count as attempts."""
+
+
+class AttemptSettings(_Strict):
+    """Validator-loop caps per stage: drafts allowed before the document is rejected."""
+
+    filter: int = Field(default=2, ge=1)
+    extract: int = Field(default=3, ge=1)
+    implement: int = Field(default=3, ge=1)
+    ground: int = Field(default=3, ge=1)
+    refine: int = Field(default=2, ge=1)
+    judge: int = Field(default=2, ge=1)
+
+
+class SandboxSettings(_Strict):
+    """Limits of the sandbox that executes synthesized tool code."""
+
+    tier: SandboxTier = "standard"
+    allow_unsafe_none: bool = False
+    """`tier="none"` runs untrusted code with rlimits only; it must be opted into explicitly."""
+    call_timeout_s: float = Field(default=5.0, gt=0)
+    cpu_seconds: int = Field(default=10, ge=1)
+    memory_mb: int = Field(default=512, ge=64)
+    max_open_files: int = Field(default=64, ge=16)
+    max_reply_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_db_bytes: int = Field(default=32 * 1024 * 1024, ge=4096)
+    max_stdout_bytes: int = Field(default=64 * 1024, ge=0)
+    prestart: int = Field(default=2, ge=0)
+    """Workers started ahead of demand so start-up stays off the critical path."""
+
+
+class PipelineSettings(_Strict):
+    """What the document graph does beyond the fixed stages."""
+
+    refine: bool = True
+    judge: bool = True
+    execute: bool = True
+    """Implement tools as code and replay every call in the sandbox."""
+    min_patterns: int = Field(default=3, ge=0, le=5)
+    max_text_chars: int = Field(default=20_000, ge=100)
+
+
+class Settings(_Strict):
+    """Everything a run can be configured with. Immutable; derive variants with `model_copy`."""
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    attempts: AttemptSettings = Field(default_factory=AttemptSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
