@@ -33,8 +33,10 @@ class _Out(BaseModel):
 class FilterOutput(_Out):
     """Relevance verdict and labels for one text segment."""
 
-    relevant: bool = Field(description="True when the text describes a multi-step procedure "
-                           "carried out with an app, website, computer or machine.")
+    relevant: bool = Field(
+        description="True when the text describes a multi-step procedure "
+        "carried out with an app, website, computer or machine."
+    )
     reason: str = Field(description="One sentence justifying the verdict.")
     summary: str = Field(description="One-sentence summary of the task the text describes.")
     platform: Platform
@@ -98,15 +100,17 @@ class FunctionCallDraft(_Out):
 
 class ToolCallDraft(_Out):
     id: str
-    type: Literal["function"] = "function"
+    type: Literal["function"]
     function: FunctionCallDraft
 
 
 class MessageDraft(_Out):
     role: Role
     content: str | None
-    tool_calls: list[ToolCallDraft] | None = None
-    tool_call_id: str | None = None
+    tool_calls: list[ToolCallDraft] | None = Field(
+        description="Assistant only: the calls this turn makes; null otherwise."
+    )
+    tool_call_id: str | None = Field(description="Tool only: the id of the call answered.")
 
 
 class ScenarioDraft(_Out):
@@ -123,7 +127,7 @@ class TrajectoryOutput(_Out):
     scenario: ScenarioDraft
     patterns: list[Pattern] = Field(description="The behaviour patterns this dialogue exercises.")
     new_tools: list[ToolDraft] = Field(
-        default_factory=list, description="Tools added by refinement; empty when grounding."
+        description="Tools added by refinement; always empty when grounding."
     )
 
 
