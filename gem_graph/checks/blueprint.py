@@ -1,0 +1,200 @@
+"""Checks on the extraction output: workflows, drafted tools and rules (`ExtractOutput`).
+
+Public API:
+- `check_blueprint(blueprint) -> list[ProblemDict]`, where `blueprint` is
+  `ExtractOutput.model_dump()` (tools as `ToolDraft` dicts with `parameters_json` text).
+
+Rules and codes:
+- each drafted tool converts to a valid OpenAI tool with a unique name
+  (`invalid_tool_schema`, see `checks.tools`);
+- at least one workflow with 2 or more steps; at least one read-only tool and one tool that
+  changes state, as reads and writes over a database come in pairs; some constraint or rule
+  is stated; every tool is used: named by an example call, or mentioned in a workflow's
+  graph, steps or description (`invalid_blueprint`);
+- every example call names a defined tool (`unknown_tool`) with `arguments_json` that is a
+  JSON object (`malformed_arguments`) valid against the tool's schema (`invalid_arguments`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gem_graph.checks.arguments import check_call
+from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.tools import check_tool, convert_draft
+
+_CODE = "invalid_blueprint"
+
+
+def _draft_where(where: str, index: int) -> str:
+    """Point a tool-check location at the draft's own fields (`parameters_json`, ...)."""
+    prefix = f"tools[{index}].function."
+    if where.startswith(prefix + "parameters"):
+        return f"tools[{index}].parameters_json" + where[len(prefix + "parameters") :]
+    if where.startswith(prefix):
+        return f"tools[{index}]." + where[len(prefix) :]
+    return where
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _check_drafts(
+    drafts: list[Any],
+) -> tuple[dict[str, dict[str, Any]], set[str], list[ProblemDict]]:
+    """Convert and check the drafts: (usable name -> parameters, all names, problems)."""
+    usable: dict[str, dict[str, Any]] = {}
+    names: set[str] = set()
+    problems: list[ProblemDict] = []
+    reads = writes = 0
+    for index, draft in enumerate(drafts):
+        where = f"tools[{index}]"
+        tool, found = convert_draft(draft, where)
+        problems.extend(found)
+        name = draft.get("name") if isinstance(draft, dict) else None
+        if isinstance(name, str) and name:
+            if name in names:
+                problems.append(
+                    problem(
+                        "invalid_tool_schema",
+                        f"tool name {name!r} is defined twice; names must be unique",
+                        where,
+                    )
+                )
+            names.add(name)
+        if isinstance(draft, dict):
+            read_only = draft.get("read_only")
+            if read_only is True:
+                reads += 1
+            elif read_only is False:
+                writes += 1
+            else:
+                problems.append(
+                    problem(
+                        "invalid_tool_schema",
+                        f"tool {name!r}: read_only must be true or false",
+                        f"{where}.read_only",
+                    )
+                )
+        if tool is None:
+            continue
+        for found_problem in check_tool(tool, where):
+            found_problem["where"] = _draft_where(found_problem["where"], index)
+            problems.append(found_problem)
+        if isinstance(name, str) and name not in usable:
+            usable[name] = tool["function"]["parameters"]
+    if drafts and not reads:
+        problems.append(
+            problem(
+                _CODE,
+                "no read-only tool: add the lookups (get/list/search) "
+                "an agent needs before it acts, with read_only true",
+                "tools",
+            )
+        )
+    if drafts and not writes:
+        problems.append(
+            problem(
+                _CODE,
+                "no tool changes state: add the write tools the "
+                "workflows perform (create/update/cancel ...), with read_only "
+                "false",
+                "tools",
+            )
+        )
+    return usable, names, problems
+
+
+def check_blueprint(blueprint: Any) -> list[ProblemDict]:
+    """All problems of an extraction draft (never raises)."""
+    if not isinstance(blueprint, dict):
+        return [
+            problem(
+                _CODE,
+                "the blueprint must be an object with workflows, tools and "
+                f"rules, got {type(blueprint).__name__}",
+                "",
+            )
+        ]
+    problems: list[ProblemDict] = []
+    drafts = blueprint.get("tools")
+    if not isinstance(drafts, list) or not drafts:
+        problems.append(problem(_CODE, "the blueprint defines no tools", "tools"))
+        drafts = drafts if isinstance(drafts, list) else []
+    usable, names, found = _check_drafts(drafts)
+    problems.extend(found)
+
+    workflows = blueprint.get("workflows")
+    if not isinstance(workflows, list):
+        workflows = []
+    workflows = [w for w in workflows if isinstance(w, dict)]
+    if not workflows:
+        problems.append(problem(_CODE, "the blueprint has no workflow", "workflows"))
+    elif not any(len(_strings(w.get("steps"))) >= 2 for w in workflows):
+        problems.append(
+            problem(
+                _CODE,
+                "no workflow has 2 or more steps; describe the multi-step procedure of the text",
+                "workflows",
+            )
+        )
+
+    used: set[str] = set()
+    mentions: list[str] = []
+    for w_index, workflow in enumerate(blueprint.get("workflows") or []):
+        if not isinstance(workflow, dict):
+            problems.append(problem(_CODE, "a workflow must be an object", f"workflows[{w_index}]"))
+            continue
+        for key in ("graph", "description"):
+            if isinstance(workflow.get(key), str):
+                mentions.append(workflow[key])
+        mentions.extend(_strings(workflow.get("steps")))
+        calls = workflow.get("example_calls")
+        for c_index, call in enumerate(calls if isinstance(calls, list) else []):
+            where = f"workflows[{w_index}].example_calls[{c_index}]"
+            if not isinstance(call, dict):
+                problems.append(
+                    problem(
+                        "malformed_arguments",
+                        "an example call must be an object with tool and arguments_json",
+                        where,
+                    )
+                )
+                continue
+            tool = call.get("tool")
+            if isinstance(tool, str) and tool in names:
+                used.add(tool)
+                if tool not in usable:
+                    continue  # the tool itself is broken; reported above
+            problems.extend(check_call(tool, call.get("arguments_json"), usable, where))
+
+    text = "\n".join(mentions).casefold()
+    for index, draft in enumerate(drafts):
+        name = draft.get("name") if isinstance(draft, dict) else None
+        if not isinstance(name, str) or not name or name in used:
+            continue
+        if not re.search(r"(?<!\w)" + re.escape(name.casefold()) + r"(?!\w)", text):
+            problems.append(
+                problem(
+                    _CODE,
+                    f"tool {name!r} is used by no workflow: name it in "
+                    "a workflow's graph or steps, or give an example call, "
+                    "or drop it",
+                    f"tools[{index}]",
+                )
+            )
+
+    has_constraint = any(s.strip() for w in workflows for s in _strings(w.get("constraints")))
+    has_rule = any(s.strip() for s in _strings(blueprint.get("rules")))
+    if not (has_constraint or has_rule):
+        problems.append(
+            problem(
+                _CODE,
+                "no constraints or rules are stated; list the "
+                "dependencies, limits and conditions the text implies",
+                "rules",
+            )
+        )
+    return problems
