@@ -35,6 +35,7 @@ CODES: Final[frozenset[str]] = frozenset(
         "lint",
         "judge_failed",
         "transport",
+        "invalid_blueprint",
     }
 )
 
