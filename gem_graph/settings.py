@@ -26,6 +26,9 @@ class ModelSettings(_Strict):
     structured_method: StructuredMethod = "auto"
     max_transport_retries: int = Field(default=5, ge=0)
     """Retries of retryable transport errors (429, 5xx, timeouts); they never count as attempts."""
+    retry_initial_s: float = Field(default=1.0, ge=0)
+    """First back-off interval; it doubles per retry, with jitter, up to `retry_max_s`."""
+    retry_max_s: float = Field(default=60.0, ge=0)
 
 
 class AttemptSettings(_Strict):

@@ -35,6 +35,8 @@ CODES: Final[frozenset[str]] = frozenset(
         "lint",
         "judge_failed",
         "transport",
+        "invalid_input",
+        "internal_error",
         "invalid_blueprint",
     }
 )
@@ -49,8 +51,12 @@ def problem(code: str, message: str, where: str = "") -> ProblemDict:
 
 def format_feedback(problems: list[ProblemDict], limit: int = 20) -> str:
     """Render problems as the bullet list fed back into the next prompt."""
-    lines = [f"- [{p['code']}] {p['where']}: {p['message']}" if p["where"]
-             else f"- [{p['code']}] {p['message']}" for p in problems[:limit]]
+    lines = [
+        f"- [{p['code']}] {p['where']}: {p['message']}"
+        if p["where"]
+        else f"- [{p['code']}] {p['message']}"
+        for p in problems[:limit]
+    ]
     if len(problems) > limit:
         lines.append(f"- ... and {len(problems) - limit} more problems of the same kinds")
     return "\n".join(lines)

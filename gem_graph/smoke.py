@@ -1,0 +1,138 @@
+"""Smoke test of an implemented environment in the sandbox: the implement stage's check.
+
+It builds the database, lints and loads the tool code, matches signatures to schemas, runs
+the extraction's example calls, checks that read-only tools leave the state unchanged and
+that two replays agree. Every finding is a problem fed back to the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from gem_graph.checks.environment import check_signatures
+from gem_graph.checks.execution import same_json
+from gem_graph.checks.lint import lint_tool_code
+from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.environment import (
+    DatabaseBuildError,
+    Environment,
+    build_database,
+    database_bytes,
+    open_database_bytes,
+    state_hash,
+)
+
+if TYPE_CHECKING:
+    from gem_graph.sandbox import Sandbox
+
+_FATAL = {"timeout", "cpu_limit", "memory", "output_limit", "crashed", "protocol_error"}
+
+
+async def _replay(
+    env: Environment,
+    db: bytes,
+    calls: list[dict[str, Any]],
+    sandbox: Sandbox,
+    *,
+    inspect: bool,
+) -> tuple[list[dict[str, Any]], str | None, list[ProblemDict], dict[str, Any] | None]:
+    """Run the example calls in one episode; returns results, final hash, problems, listing."""
+    problems: list[ProblemDict] = []
+    results: list[dict[str, Any]] = []
+    read_only = set(env.manifest.read_only_tools)
+    async with await sandbox.open_episode(env.tools_py, db) as episode:
+        load = await episode.load()
+        if not load.get("ok"):
+            problems.append(
+                problem(
+                    "environment_crash",
+                    f"tools_py does not load: {load.get('error_type')}: {load.get('error')}",
+                    "tools_py",
+                )
+            )
+            return results, None, problems, None
+        listing = load["functions"] if inspect else None
+        before = state_hash(open_database_bytes(db)) if read_only else None
+        for index, call in enumerate(calls):
+            where = f"example_calls[{index}] {call['tool']}"
+            result = await episode.call(call["tool"], call["arguments"])
+            results.append(dict(result))
+            status = result["status"]
+            if status == "error":
+                problems.append(
+                    problem(
+                        "environment_crash",
+                        f"{call['tool']}({call['arguments']}) raised "
+                        f"{result.get('error_type')}: {result.get('error')} — "
+                        "domain failures must raise ToolError",
+                        where,
+                    )
+                )
+            elif status in _FATAL:
+                problems.append(
+                    problem(
+                        "sandbox_violation",
+                        f"{call['tool']} ended with {status}: {result.get('error')}",
+                        where,
+                    )
+                )
+                break
+            if call["tool"] in read_only:
+                after = state_hash(open_database_bytes(await episode.snapshot()))
+                if after != before:
+                    problems.append(
+                        problem(
+                            "invalid_environment",
+                            f"{call['tool']} is declared read-only but changed the database",
+                            where,
+                        )
+                    )
+                before = after
+        final = state_hash(open_database_bytes(await episode.snapshot()))
+    return results, final, problems, listing
+
+
+async def smoke_test(
+    env: Environment, example_calls: list[dict[str, Any]], sandbox: Sandbox
+) -> list[ProblemDict]:
+    """Every problem that keeps `env` from serving as the tools' implementation."""
+    problems = lint_tool_code(env.tools_py)
+    try:
+        db = database_bytes(build_database(env.schema_sql, env.seed))
+    except DatabaseBuildError as exc:
+        return [*problems, problem("invalid_environment", str(exc), "schema_sql/seed_json")]
+    known = set(env.manifest.tool_names)
+    calls = [c for c in example_calls if c["tool"] in known]
+    (first, hash_a, found, listing), (second, hash_b, _, _) = await asyncio.gather(
+        _replay(env, db, calls, sandbox, inspect=True),
+        _replay(env, db, calls, sandbox, inspect=False),
+    )
+    problems += found
+    if listing is not None:
+        problems += check_signatures(listing, env.tools)
+    if not found and calls and not any(r["status"] == "ok" for r in first):
+        problems.append(
+            problem(
+                "invalid_environment",
+                "no example call succeeded: the seed rows must contain the "
+                "records the example calls refer to",
+                "seed_json",
+            )
+        )
+    if not found and (
+        hash_a != hash_b
+        or not all(
+            a["status"] == b["status"] and same_json(a.get("result"), b.get("result"))
+            for a, b in zip(first, second, strict=False)
+        )
+    ):
+        problems.append(
+            problem(
+                "nondeterministic",
+                "two replays of the example calls gave different results; take "
+                "time, ids and randomness only from now(), new_id() and rng()",
+                "tools_py",
+            )
+        )
+    return problems

@@ -1,0 +1,99 @@
+"""What every LLM stage shares: the stage context, one attempt of a call, and feedback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from gem_graph.checks.problems import ProblemDict, format_feedback
+from gem_graph.llm import StructuredLLM, StructuredResult
+from gem_graph.prompts import load_prompt
+from gem_graph.settings import Settings
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def dump(value: Any) -> str:
+    """Readable JSON for prompts."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+def bullets(items: list[str]) -> str:
+    return "\n".join(f"- {item}" for item in items) if items else "(none stated)"
+
+
+@dataclass
+class StageContext:
+    """What nodes need besides state: bound once by the graph factory (a closure)."""
+
+    llm: StructuredLLM
+    settings: Settings
+    model_name: str
+    sandbox: Callable[[], Any] | None = None
+    """Returns the `Sandbox` for the running event loop; None when execution is off."""
+    prompt_versions: dict[str, str] = field(default_factory=dict)
+
+    def cap(self, stage: str) -> int:
+        return int(getattr(self.settings.attempts, stage))
+
+    async def ask(
+        self, state: dict[str, Any], *, stage: str, schema: type[T], values: dict[str, Any]
+    ) -> tuple[dict[str, Any], StructuredResult[T]]:
+        """Run one attempt of `stage`: render its prompt with any feedback, call the model.
+
+        Returns the state update (stage, attempt count, usage) and the call's result.
+        """
+        attempt = state.get("attempts", {}).get(stage, 0) + 1
+        feedback = state.get("feedback", "") if state.get("stage") == stage else ""
+        prompt = load_prompt(stage)
+        self.prompt_versions[stage] = prompt.key
+        messages = prompt.render(
+            **values,
+            output_schema=json.dumps(schema.model_json_schema(), ensure_ascii=False),
+            feedback=feedback,
+        )
+        doc_id = str(state.get("document", {}).get("id", "?"))
+        config: dict[str, Any] = {
+            "run_name": f"gem.{stage}",
+            "metadata": {
+                "gem_stage": stage,
+                "gem_doc_id": doc_id,
+                "gem_attempt": attempt,
+                "gem_prompt": prompt.key,
+            },
+        }
+        result = await self.llm.call(schema, messages, stage=stage, config=config)  # type: ignore[arg-type]
+        update: dict[str, Any] = {
+            "stage": stage,
+            "attempts": {stage: attempt},
+            "usage": [dict(result.usage)],
+        }
+        return update, result
+
+
+def feedback_text(
+    *, stage: str, attempt: int, cap: int, problems: list[ProblemDict], previous: Any = None
+) -> str:
+    """The block appended to the next prompt of `stage` after a failed attempt."""
+    lines = [
+        f"## Feedback on your previous answer (attempt {attempt} of {cap} failed)",
+        "Your previous answer had these problems. Fix every one of them and answer again "
+        "with a complete JSON object:",
+        format_feedback(problems),
+    ]
+    if previous is not None:
+        lines += ["", "Your previous answer, for reference:", dump(previous)]
+    return "\n".join(lines)
+
+
+def route_after_check(state: dict[str, Any], *, stage: str, cap: int, ok: str) -> str:
+    """Validator-loop routing: on to `ok`, back to `stage` for another attempt, or reject."""
+    if not state.get("problems"):
+        return ok
+    if state.get("attempts", {}).get(stage, 0) < cap:
+        return stage
+    return "reject"

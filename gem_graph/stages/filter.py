@@ -1,0 +1,42 @@
+"""Stage 1, relevance filtering: keep only texts that describe multi-step procedures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gem_graph.checks.problems import problem
+from gem_graph.schemas import FilterOutput
+from gem_graph.stages.common import StageContext, feedback_text
+
+STAGE = "filter"
+
+
+async def filter_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """Ask for a relevance verdict and labels; an unreadable answer is a failed attempt."""
+    update, result = await ctx.ask(
+        state, stage=STAGE, schema=FilterOutput, values={"text": state["document"]["text"]}
+    )
+    if result.parsed is None:
+        problems = [problem("invalid_output", result.error or "no answer")]
+        update["problems"] = problems
+        update["feedback"] = feedback_text(
+            stage=STAGE, attempt=update["attempts"][STAGE], cap=ctx.cap(STAGE), problems=problems
+        )
+        return update
+    verdict = result.parsed
+    update["labels"] = verdict.model_dump()
+    update["problems"] = []
+    if not verdict.relevant:
+        update["reject_reason"] = {
+            "code": "irrelevant",
+            "reason": verdict.reason or "the text does not describe a multi-step procedure",
+        }
+    return update
+
+
+def route_filter(state: dict[str, Any], ctx: StageContext) -> str:
+    if state.get("reject_reason"):
+        return "reject"
+    if not state.get("problems"):
+        return "extract"
+    return STAGE if state["attempts"][STAGE] < ctx.cap(STAGE) else "reject"

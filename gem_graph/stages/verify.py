@@ -1,0 +1,112 @@
+"""The check after `ground` and `refine`: rule checks, then replay of every call in the sandbox.
+
+With execution on, the written tool outputs are replaced by what the code returned and any
+divergence goes back to the stage as feedback. Without it, only the rule checks run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gem_graph.checks.grounding import check_grounding
+from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.stats import check_patterns
+from gem_graph.checks.tools import check_tools, tools_from_drafts
+from gem_graph.checks.trajectory import check_trajectory
+from gem_graph.stages.common import StageContext, feedback_text
+from gem_graph.stages.ground import trajectory_from_draft
+from gem_graph.stages.implement import environment_from_state
+
+
+def _tools_for(
+    state: dict[str, Any], draft: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[ProblemDict]]:
+    """The tool list the dialogue may use; refinement may add tools only without execution."""
+    tools = list(state["blueprint"]["tools"])
+    new = draft.get("new_tools") or []
+    if not new:
+        return tools, []
+    if state.get("environment"):
+        return tools, [
+            problem(
+                "invalid_output",
+                "new_tools must be empty: the environment is fixed code, use the existing tools",
+                "new_tools",
+            )
+        ]
+    added, problems = tools_from_drafts(new)
+    merged = tools + added
+    return merged, problems + check_tools(merged)
+
+
+async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """Check and (with execution) replay the latest draft of `ground` or `refine`."""
+    stage = state["stage"]
+    draft = state.get("draft")
+    if draft is None:
+        problems = [problem("invalid_output", state.get("draft_error") or "no answer")]
+        return _failed(state, ctx, stage, problems, None)
+
+    trajectory, problems = trajectory_from_draft(draft)
+    tools, tool_problems = _tools_for(state, draft)
+    problems += tool_problems
+    problems += check_patterns(trajectory["patterns"], ctx.settings.pipeline.min_patterns)
+    verification: dict[str, Any] | None = None
+    if state.get("environment") and ctx.sandbox is not None:
+        from gem_graph.verify import verify_trajectory  # the sandbox loads only when executing
+
+        result = await verify_trajectory(
+            environment=environment_from_state(state["environment"]),
+            messages=trajectory["messages"],
+            tools=tools,
+            scenario=trajectory["scenario"],
+            sandbox=ctx.sandbox(),
+        )
+        problems += result["problems"]
+        trajectory["messages"] = result["messages"]
+        verification = result["verification"]
+    else:
+        problems += check_trajectory(trajectory["messages"], tools)
+        problems += check_grounding(trajectory["messages"], tools)
+    if problems:
+        return _failed(state, ctx, stage, problems, trajectory)
+    update: dict[str, Any] = {
+        "problems": [],
+        "feedback": "",
+        "trajectory": {**trajectory, "tools": tools},
+        "verification": verification,
+        "refined": stage == "refine",
+    }
+    return update
+
+
+def _failed(
+    state: dict[str, Any],
+    ctx: StageContext,
+    stage: str,
+    problems: list[ProblemDict],
+    trajectory: dict[str, Any] | None,
+) -> dict[str, Any]:
+    previous = None
+    if trajectory is not None:
+        # With execution, tool messages already hold the real outputs: the model sees them.
+        previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
+    return {
+        "problems": problems,
+        "feedback": feedback_text(
+            stage=stage,
+            attempt=state["attempts"][stage],
+            cap=ctx.cap(stage),
+            problems=problems,
+            previous=previous,
+        ),
+    }
+
+
+def route_verify(state: dict[str, Any], ctx: StageContext) -> str:
+    stage = state["stage"]
+    if state.get("problems"):
+        return stage if state["attempts"][stage] < ctx.cap(stage) else "reject"
+    if stage == "ground" and ctx.settings.pipeline.refine:
+        return "refine"
+    return "judge" if ctx.settings.pipeline.judge else "emit"

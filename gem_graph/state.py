@@ -1,0 +1,63 @@
+"""Graph states. JSON-native only (dicts, lists, strings, numbers), so any checkpointer works."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict
+
+
+def merge_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
+    """Reducer for per-stage attempt counters: later writes win per stage."""
+    return {**(left or {}), **(right or {})}
+
+
+class GemInput(TypedDict):
+    """What the document graph takes: one document `{"id", "text", "meta"?}`."""
+
+    document: dict[str, Any]
+
+
+class GemOutput(TypedDict):
+    """What the document graph gives back. Lists, so a parent can fan in with `operator.add`."""
+
+    records: list[dict[str, Any]]
+    rejects: list[dict[str, Any]]
+    usage: list[dict[str, Any]]
+
+
+class GemState(TypedDict, total=False):
+    """Everything one document's run carries between nodes."""
+
+    document: dict[str, Any]
+    labels: dict[str, Any]
+    blueprint: dict[str, Any]
+    environment: dict[str, Any]
+    trajectory: dict[str, Any]
+    verification: dict[str, Any] | None
+    judge: dict[str, Any]
+    stage: str
+    draft: dict[str, Any] | None
+    draft_error: str | None
+    problems: list[dict[str, Any]]
+    feedback: str
+    attempts: Annotated[dict[str, int], merge_counts]
+    refined: bool
+    reject_reason: dict[str, Any]
+    records: Annotated[list[dict[str, Any]], operator.add]
+    rejects: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[list[dict[str, Any]], operator.add]
+
+
+class CorpusInput(TypedDict):
+    """What the corpus graph takes: a list of documents."""
+
+    documents: list[dict[str, Any]]
+
+
+class CorpusState(TypedDict, total=False):
+    documents: list[dict[str, Any]]
+    records: Annotated[list[dict[str, Any]], operator.add]
+    rejects: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[list[dict[str, Any]], operator.add]
