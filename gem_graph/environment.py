@@ -199,11 +199,10 @@ def build_database(
     conn.set_authorizer(_schema_authorizer)
     try:
         conn.executescript(schema_sql)
+        conn.set_authorizer(None)
     except sqlite3.Error as exc:
         conn.close()
         raise DatabaseBuildError(f"schema.sql failed: {exc}") from None
-    finally:
-        conn.set_authorizer(None)
     try:
         _insert_rows(conn, _check_rows(seed, "seed"), "seed")
         if scenario_rows:
