@@ -39,11 +39,9 @@ from gem_graph.environment import (
     state_diff,
     state_hash,
 )
-from gem_graph.sandbox import Sandbox, SandboxUnavailable
+from gem_graph.sandbox import FATAL, Sandbox, SandboxError, SandboxUnavailable
 from gem_graph.settings import Settings
 
-# Statuses after which the episode's worker is gone, so the replay stops there.
-_FATAL = frozenset({"timeout", "cpu_limit", "memory", "output_limit", "crashed", "protocol_error"})
 RECORD_WINDOW = 4
 """Records verified at once by `verify_records` (each in its own worker)."""
 
@@ -297,7 +295,13 @@ async def _replay(
 ) -> _Replay:
     """Run the calls in one fresh episode; stops early when the worker is gone."""
     replay = _Replay()
-    episode = await sandbox.open_episode(tools_py, db_bytes, now=now, seed=0)
+    try:
+        episode = await sandbox.open_episode(tools_py, db_bytes, now=now, seed=0)
+    except SandboxUnavailable:
+        raise
+    except SandboxError as exc:
+        replay.problems.append(problem("sandbox_violation", f"the episode could not start: {exc}"))
+        return replay
     try:
         replay.isolation = dict(episode.isolation)
         load = await episode.load()
@@ -324,13 +328,13 @@ async def _replay(
                 continue
             result = dict(await episode.call(call.name, call.arguments))
             replay.results.append(result)
-            if result.get("status") in _FATAL:
+            if result.get("status") in FATAL:
                 return replay
         try:
             replay.final_db = await episode.snapshot()
         except SandboxUnavailable:
             raise
-        except Exception as exc:  # the worker's reply is untrusted; any failure is its fault
+        except SandboxError as exc:
             replay.problems.append(
                 problem("sandbox_violation", f"the final database could not be read back: {exc}")
             )
