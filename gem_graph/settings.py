@@ -57,6 +57,9 @@ class SandboxSettings(_Strict):
     max_stdout_bytes: int = Field(default=64 * 1024, ge=0)
     prestart: int = Field(default=2, ge=0)
     """Workers started ahead of demand so start-up stays off the critical path."""
+    fork_server: bool = True
+    """Fork episode workers from a locked-down zygote (fast); False starts a fresh `python -I -S`
+    per episode (slower, no shared parent between episodes)."""
 
 
 class PipelineSettings(_Strict):

@@ -1,0 +1,268 @@
+"""One episode (trajectory): a private worker, its database, its tool code."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import time
+from types import TracebackType
+from typing import Any, Literal, TypedDict
+
+from gem_graph.sandbox import dbcheck
+from gem_graph.sandbox.errors import EpisodeClosed, InvalidDatabase, SandboxError
+from gem_graph.sandbox.process import (
+    BadFrame,
+    FrameTooLarge,
+    WorkerHandle,
+    describe_exit,
+    encode_frame,
+    read_frame,
+)
+from gem_graph.settings import SandboxSettings
+
+CallStatus = Literal[
+    "ok", "tool_error", "error", "timeout", "cpu_limit", "memory", "output_limit", "crashed",
+    "protocol_error",
+]  # fmt: skip
+FATAL = frozenset({"timeout", "cpu_limit", "crashed", "protocol_error", "output_limit"})
+_WORKER_STATUSES = frozenset({"ok", "tool_error", "error", "memory", "output_limit"})
+_TRACEBACK_CHARS = 4000
+
+
+class CallResult(TypedDict):
+    """What one tool call did; JSON-native."""
+
+    status: CallStatus
+    result: Any
+    error: str | None
+    error_type: str | None
+    traceback: str | None
+    stdout: str
+    elapsed_ms: float
+
+
+class _Fatal(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _opt_str(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class Episode:
+    """A live worker serving one trajectory. Calls are serialized; the worker is never reused."""
+
+    def __init__(
+        self,
+        handle: WorkerHandle,
+        settings: SandboxSettings,
+        schema: list[dbcheck.SchemaRow],
+        isolation: dict[str, Any],
+    ) -> None:
+        self._handle = handle
+        self._settings = settings
+        self._schema = schema
+        self._isolation = isolation
+        self._lock = asyncio.Lock()
+        self._dead: tuple[str, str] | None = None
+        self._closed = False
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """Which layers applied to this episode's worker."""
+        return dict(self._isolation)
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid as seen by this process (for tests and diagnostics)."""
+        return self._handle.pid
+
+    @property
+    def dead(self) -> bool:
+        return self._dead is not None
+
+    async def _request(self, payload: dict[str, Any], cap: int) -> dict[str, Any]:
+        """Send one request and read its reply within the per-call deadline."""
+        if self._closed:
+            raise _Fatal("crashed", "episode is closed")
+        if self._dead is not None:
+            raise _Fatal(*self._dead)
+        handle = self._handle
+        try:
+            async with asyncio.timeout(self._settings.call_timeout_s):
+                handle.writer.write(encode_frame(payload))
+                await handle.writer.drain()
+                return await read_frame(handle.reader, cap)
+        except TimeoutError:
+            fatal = ("timeout", f"call exceeded {self._settings.call_timeout_s}s; worker killed")
+            status, cpu = None, None
+            await handle.kill()
+            status, cpu = await handle.exit_info()
+            if status is not None:
+                kind, message = describe_exit(status, cpu, self._settings.cpu_seconds)
+                if kind == "cpu_limit":
+                    fatal = (kind, message)
+        except FrameTooLarge as exc:
+            await handle.kill()
+            fatal = ("output_limit", f"{exc}; worker killed")
+        except BadFrame as exc:
+            await handle.kill()
+            fatal = ("protocol_error", f"{exc}; worker killed")
+        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError, OSError):
+            await handle.kill()
+            status, cpu = await handle.exit_info()
+            fatal = describe_exit(status, cpu, self._settings.cpu_seconds)
+        self._dead = fatal
+        raise _Fatal(*fatal)
+
+    async def _init(self, source: str, db_bytes: bytes, now: str | None, seed: int) -> None:
+        request = {"op": "init", "source": source, "db": base64.b64encode(db_bytes).decode(),
+                   "now": now, "seed": seed}  # fmt: skip
+        async with self._lock:
+            try:
+                reply = await self._request(request, 65536)
+            except _Fatal as exc:
+                await self.close()
+                raise SandboxError(f"worker failed to open the episode: {exc.message}") from exc
+        if reply.get("status") != "ok":
+            await self.close()
+            raise SandboxError(f"worker rejected the episode: {reply.get('error')}")
+
+    async def load(self) -> dict[str, Any]:
+        """Execute the tool source once; list the tool functions (first parameter `db`)."""
+        async with self._lock:
+            try:
+                reply = await self._request({"op": "load"}, self._settings.max_reply_bytes)
+            except _Fatal as exc:
+                return {"ok": False, "status": exc.status, "error_type": None, "error": exc.message}
+        try:
+            return _validated_listing(reply)
+        except BadFrame as exc:
+            await self._kill_for("protocol_error", str(exc))
+            return {"ok": False, "status": "protocol_error", "error_type": None, "error": str(exc)}
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> CallResult:
+        """Run `name(db, **arguments)` in the worker. Never raises for what the tool does."""
+        start = time.perf_counter()
+        cap = self._settings.max_reply_bytes + 4 * self._settings.max_stdout_bytes + 65536
+        async with self._lock:
+            try:
+                reply = await self._request(
+                    {"op": "call", "name": name, "arguments": arguments}, cap
+                )
+                result = self._validated_call(reply)
+            except _Fatal as exc:
+                result = _failure(exc.status, exc.message)
+            except BadFrame as exc:
+                await self._kill_for("protocol_error", str(exc))
+                result = _failure("protocol_error", str(exc))
+        result["elapsed_ms"] = (time.perf_counter() - start) * 1000.0
+        return result
+
+    def _validated_call(self, reply: dict[str, Any]) -> CallResult:
+        status = reply.get("status")
+        if status not in _WORKER_STATUSES:
+            raise BadFrame(f"reply has an invalid status {status!r}")
+        stdout = reply.get("stdout", "")
+        if not isinstance(stdout, str):
+            raise BadFrame("reply stdout is not a string")
+        cap = self._settings.max_stdout_bytes
+        if len(stdout) > cap + 64:
+            stdout = stdout[:cap] + "\n…[stdout truncated]"
+        return CallResult(
+            status=status,
+            result=reply.get("result") if status == "ok" else None,
+            error=_opt_str(reply.get("error"), 4000),
+            error_type=_opt_str(reply.get("error_type"), 200),
+            traceback=_opt_str(reply.get("traceback"), _TRACEBACK_CHARS),
+            stdout=stdout,
+            elapsed_ms=0.0,
+        )
+
+    async def snapshot(self) -> bytes:
+        """The current database bytes, after the defensive checks (InvalidDatabase if not)."""
+        max_db = self._settings.max_db_bytes
+        cap = 4 * (max_db // 3 + 1) + 65536
+        async with self._lock:
+            try:
+                reply = await self._request({"op": "snapshot"}, cap)
+            except _Fatal as exc:
+                raise EpisodeClosed(f"no database: worker is dead ({exc.message})") from exc
+        if reply.get("status") != "ok":
+            raise InvalidDatabase(f"worker returned no database: {reply.get('error')!r}")
+        encoded = reply.get("db")
+        if not isinstance(encoded, str) or len(encoded) > cap:
+            raise InvalidDatabase("worker returned no database bytes")
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidDatabase(f"database bytes are not base64: {exc}") from exc
+        dbcheck.validate(data, self._schema, max_db)
+        return data
+
+    async def _kill_for(self, status: str, message: str) -> None:
+        self._dead = (status, message)
+        await self._handle.kill()
+
+    async def close(self) -> None:
+        """Kill the worker; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self._handle.kill()
+
+    async def __aenter__(self) -> Episode:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _failure(status: str, message: str) -> CallResult:
+    return CallResult(status=status, result=None, error=message, error_type=None,  # type: ignore[typeddict-item]
+                      traceback=None, stdout="", elapsed_ms=0.0)  # fmt: skip
+
+
+def _validated_listing(reply: dict[str, Any]) -> dict[str, Any]:
+    """Check the shape of a load() reply coming from the untrusted worker."""
+    if reply.get("ok") is True:
+        functions = reply.get("functions")
+        if not isinstance(functions, dict):
+            raise BadFrame("load reply without functions")
+        clean: dict[str, Any] = {}
+        for name, spec in functions.items():
+            if not isinstance(spec, dict):
+                raise BadFrame("bad function description")
+            params, required = spec.get("parameters"), spec.get("required")
+            if not (isinstance(params, list) and all(isinstance(p, str) for p in params)):
+                raise BadFrame("bad parameter list")
+            if not (isinstance(required, list) and all(isinstance(p, str) for p in required)):
+                raise BadFrame("bad required list")
+            clean[name] = {"parameters": params, "required": required,
+                           "accepts_var_kwargs": bool(spec.get("accepts_var_kwargs"))}  # fmt: skip
+        return {"ok": True, "functions": clean}
+    status = reply.get("status")
+    if status not in _WORKER_STATUSES:
+        raise BadFrame(f"load reply has an invalid status {status!r}")
+    return {
+        "ok": False,
+        "status": status,
+        "error_type": _opt_str(reply.get("error_type"), 200),
+        "error": _opt_str(reply.get("error"), 4000),
+        "traceback": _opt_str(reply.get("traceback"), _TRACEBACK_CHARS),
+        "stdout": _opt_str(reply.get("stdout"), 4000) or "",
+    }

@@ -1,0 +1,210 @@
+"""The Sandbox: checks the tier, keeps workers pre-started, opens episodes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import shutil
+import tempfile
+import warnings
+from types import TracebackType
+from typing import Any
+
+from gem_graph.sandbox import dbcheck
+from gem_graph.sandbox.episode import Episode
+from gem_graph.sandbox.errors import InvalidDatabase, SandboxUnavailable
+from gem_graph.sandbox.launch import worker_config
+from gem_graph.sandbox.probe import probe, seccomp_binding_dir
+from gem_graph.sandbox.process import FreshWorker, WorkerHandle, Zygote
+from gem_graph.settings import SandboxSettings
+
+
+class Sandbox:
+    """Runs untrusted tool code, one locked-down worker per episode.
+
+    Cheap to construct; the fork server and pre-started workers come up lazily on first use
+    (or on `async with`). `aclose()` kills everything it started.
+    """
+
+    def __init__(
+        self, settings: SandboxSettings | None = None, *, _break: tuple[str, ...] = ()
+    ) -> None:
+        self.settings = settings or SandboxSettings()
+        self._break = tuple(_break)  # tests only: simulate a missing layer (fail closed)
+        self._zygote: Zygote | None = None
+        self._ready: collections.deque[asyncio.Task[WorkerHandle]] = collections.deque()
+        self._live: set[WorkerHandle] = set()
+        self._cwd: str | None = None
+        self._config: dict[str, Any] | None = None
+        self._bwrap: str | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ tier and start-up
+
+    def _check_tier(self) -> None:
+        tier = self.settings.tier
+        if tier == "none":
+            if not self.settings.allow_unsafe_none:
+                raise SandboxUnavailable(
+                    'tier "none" runs untrusted code with rlimits only; '
+                    "set allow_unsafe_none=True to opt in"
+                )
+            return
+        available = probe()["tiers"].get(tier)
+        if available is not True:
+            raise SandboxUnavailable(f"sandbox tier {tier!r} is unavailable: {available}")
+
+    def _prepare(self) -> None:
+        if self._config is not None:
+            return
+        self._check_tier()
+        info = probe()
+        self._bwrap = info["bwrap"] if self.settings.tier == "strict" else None
+        self._cwd = tempfile.mkdtemp(prefix="gem-sandbox-")
+        self._config = worker_config(
+            self.settings,
+            seccomp_dir=seccomp_binding_dir(),
+            bwrap=self._bwrap is not None,
+            broken=self._break,
+        )
+
+    async def start(self) -> None:
+        """Start the fork server (if used) and the pre-started workers."""
+        if self._closed:
+            raise SandboxUnavailable("sandbox is closed")
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            self._prepare()
+            assert self._config is not None and self._cwd is not None
+            if self.settings.fork_server and (self._zygote is None or not self._zygote.alive):
+                zygote = Zygote(self._config, self._bwrap, self._cwd)
+                await zygote.start()
+                self._check_isolation(zygote.isolation)
+                self._zygote = zygote
+        self._top_up()
+
+    def _check_isolation(self, isolation: dict[str, Any]) -> None:
+        """Fail closed when the worker reports fewer layers than the tier requires."""
+        tier = self.settings.tier
+        if tier == "none":
+            return
+        missing = []
+        if not isolation.get("landlock"):
+            missing.append("landlock")
+        if not isolation.get("seccomp"):
+            missing.append("seccomp")
+        if not isolation.get("no_new_privs") or not isolation.get("rlimits"):
+            missing.append("rlimits/prctl")
+        if tier == "strict" and not isolation.get("bwrap"):
+            missing.append("bwrap")
+        if missing:
+            raise SandboxUnavailable(f"tier {tier!r} not applied: missing {', '.join(missing)}")
+
+    async def _launch(self) -> WorkerHandle:
+        assert self._config is not None and self._cwd is not None
+        handle: WorkerHandle
+        if self.settings.fork_server:
+            if self._zygote is None or not self._zygote.alive:
+                raise SandboxUnavailable("the fork server is not running")
+            handle = await self._zygote.spawn()
+        else:
+            handle = await FreshWorker.start(self._config, self._bwrap, self._cwd)
+        self._live.add(handle)
+        try:
+            isolation = await handle.await_ready()
+            self._check_isolation(isolation)
+        except BaseException:
+            self._live.discard(handle)
+            await handle.kill()
+            raise
+        isolation["fork_server"] = self.settings.fork_server
+        return handle
+
+    def _top_up(self) -> None:
+        while len(self._ready) < self.settings.prestart and not self._closed:
+            task = asyncio.ensure_future(self._launch())
+            task.add_done_callback(_consume_exception)
+            self._ready.append(task)
+
+    async def _acquire(self) -> WorkerHandle:
+        await self.start()
+        while self._ready:
+            task = self._ready.popleft()
+            try:
+                handle = await task
+            except SandboxUnavailable:
+                if self._zygote is not None and not self._zygote.alive:
+                    await self.start()  # the fork server died: restart it once
+                    continue
+                raise
+            self._top_up()
+            return handle
+        handle = await self._launch()
+        self._top_up()
+        return handle
+
+    # ------------------------------------------------------------------ public API
+
+    async def open_episode(
+        self, tools_source: str, db_bytes: bytes, *, now: str | None = None, seed: int = 0
+    ) -> Episode:
+        """A fresh, locked-down worker holding `db_bytes` and `tools_source` (not yet run)."""
+        if self.settings.tier == "none":
+            self._check_tier()
+            warnings.warn(
+                'sandbox tier "none": untrusted tool code runs with rlimits only',
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        try:
+            con = dbcheck.open_defensively(db_bytes, self.settings.max_db_bytes)
+        except InvalidDatabase as exc:
+            raise InvalidDatabase(f"input database rejected: {exc}") from exc
+        try:
+            schema = dbcheck.schema_of(con)
+        finally:
+            con.close()
+        handle = await self._acquire()
+        self._live.discard(handle)
+        episode = Episode(handle, self.settings, schema, dict(handle.isolation))
+        await episode._init(tools_source, db_bytes, now, seed)
+        return episode
+
+    async def aclose(self) -> None:
+        """Kill pre-started workers and the fork server; leaves no process behind."""
+        self._closed = True
+        while self._ready:
+            task = self._ready.popleft()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                handle = await task
+                await handle.kill()
+        for handle in list(self._live):
+            await handle.kill()
+        self._live.clear()
+        if self._zygote is not None:
+            await self._zygote.close()
+            self._zygote = None
+        if self._cwd is not None:
+            shutil.rmtree(self._cwd, ignore_errors=True)
+            self._cwd = None
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _consume_exception(task: asyncio.Task[WorkerHandle]) -> None:
+    if not task.cancelled():
+        task.exception()
