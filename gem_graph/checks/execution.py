@@ -58,7 +58,9 @@ def compare_call(
         ]
     if status not in ("ok", "tool_error"):
         detail = real.get("error") or ""
-        message = f"the sandbox stopped the call: {status}" + (f" ({_clip(str(detail))})" if detail else "")
+        message = f"the sandbox stopped the call: {status}" + (
+            f" ({_clip(str(detail))})" if detail else ""
+        )
         return [problem("sandbox_violation", message, where)]
     if written_content is None:
         return []
