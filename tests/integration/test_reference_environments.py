@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from gem_graph.checks.environment import check_signatures
+from gem_graph.checks.lint import lint_tool_code
 from gem_graph.environment import (
     build_database,
+    database_bytes,
     environment_ref,
     load_environment,
     save_environment,
@@ -106,3 +109,19 @@ def test_seed_builds_and_read_only_tools_are_declared(name: str) -> None:
     assert len(state_hash(conn)) == 64
     assert 6 <= len(env.tools) <= 12
     assert env.manifest.read_only_tools and env.policy
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_tool_code_passes_the_lint_and_matches_the_declared_tools(
+    name: str, sandbox: Sandbox
+) -> None:
+    env = load_environment(ENVIRONMENTS / name)
+    assert lint_tool_code(env.tools_py) == []
+    db = database_bytes(build_database(env.schema_sql, env.seed))
+    episode = await sandbox.open_episode(env.tools_py, db)
+    try:
+        load = await episode.load()
+    finally:
+        await episode.close()
+    assert load["ok"] is True
+    assert check_signatures(load["functions"], env.tools) == []
