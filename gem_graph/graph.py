@@ -186,12 +186,7 @@ def build_gem_state_graph(
             model_name=ctx.model_name,
             prompt_versions=ctx.prompt_versions,
         )
-        if env:
-            record["verification"] = {
-                **(record["verification"] or {}),
-                "environment": env["manifest"]["name"],
-            }
-        return {"records": [record]}
+        return {"records": [record], "environments": [env] if env else []}
 
     def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
@@ -269,8 +264,8 @@ def build_gem_graph(
     sandbox: Any | None = None,
     name: str = "gem_graph",
 ) -> CompiledStateGraph[GemState, None, GemInput, GemOutput]:
-    """The compiled document graph: `{"document": {...}}` in, `{"records", "rejects", "usage"}`
-    out. Compiled without a checkpointer, so it embeds as a subgraph; pass yours to
+    """The compiled document graph: `{"document": {...}}` in, `{"records", "rejects", "usage",
+    "environments"}` out. Compiled without a checkpointer, so it embeds as a subgraph; pass yours to
     `build_gem_state_graph(...).compile(checkpointer=...)` if you need one.
     """
     return build_gem_state_graph(llm=llm, settings=settings, sandbox=sandbox).compile(name=name)
@@ -319,7 +314,8 @@ async def asynthesize(
 ) -> dict[str, list[dict[str, Any]]]:
     """Run the document graph over texts (strings, or `{"id", "text", "meta"}` dicts).
 
-    At most `concurrency` documents are in flight. Returns `{"records", "rejects", "usage"}`.
+    At most `concurrency` documents are in flight. Returns `{"records", "rejects", "usage",
+    "environments"}`.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -338,7 +334,12 @@ async def asynthesize(
     finally:
         if sandbox is not None:
             await sandbox.aclose()
-    merged: dict[str, list[dict[str, Any]]] = {"records": [], "rejects": [], "usage": []}
+    merged: dict[str, list[dict[str, Any]]] = {
+        "records": [],
+        "rejects": [],
+        "usage": [],
+        "environments": [],
+    }
     for out in outputs:
         for key in merged:
             merged[key].extend(out.get(key, []))

@@ -20,11 +20,16 @@ class GemInput(TypedDict):
 
 
 class GemOutput(TypedDict):
-    """What the document graph gives back. Lists, so a parent can fan in with `operator.add`."""
+    """What the document graph gives back. Lists, so a parent can fan in with `operator.add`.
+
+    `environments` holds the full environment (manifest, schema_sql, seed, tools_py) of each
+    kept record, so a caller can save it; records refer to it by name and content hash.
+    """
 
     records: list[dict[str, Any]]
     rejects: list[dict[str, Any]]
     usage: list[dict[str, Any]]
+    environments: list[dict[str, Any]]
 
 
 class GemState(TypedDict, total=False):
@@ -48,6 +53,7 @@ class GemState(TypedDict, total=False):
     records: Annotated[list[dict[str, Any]], operator.add]
     rejects: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[list[dict[str, Any]], operator.add]
+    environments: Annotated[list[dict[str, Any]], operator.add]
 
 
 class CorpusInput(TypedDict):
@@ -61,3 +67,4 @@ class CorpusState(TypedDict, total=False):
     records: Annotated[list[dict[str, Any]], operator.add]
     rejects: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[list[dict[str, Any]], operator.add]
+    environments: Annotated[list[dict[str, Any]], operator.add]

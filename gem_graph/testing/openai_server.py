@@ -22,7 +22,7 @@ from typing import Any
 class Fault:
     """A failure to serve instead of an answer."""
 
-    kind: str  # "429", "500", "reset", "slow", "truncated", "not_json"
+    kind: str  # "400", "429", "500", "reset", "slow", "truncated", "not_json"
     retry_after: float | None = None
     delay_s: float = 0.0
 
@@ -105,6 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "429":
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, extra)
+        elif fault.kind == "400":
+            self._send(400, {"error": {"message": "response_format json_schema is not supported",
+                                       "type": "invalid_request_error"}})
         elif fault.kind == "500":
             self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
         elif fault.kind == "reset":

@@ -330,7 +330,12 @@ def test_the_compiled_graph_has_a_name_narrow_schemas_and_no_checkpointer():
     assert graph.name == "gem_graph"
     assert graph.checkpointer is None
     assert set(graph.get_input_jsonschema()["properties"]) == {"document"}
-    assert set(graph.get_output_jsonschema()["properties"]) == {"records", "rejects", "usage"}
+    assert set(graph.get_output_jsonschema()["properties"]) == {
+        "records",
+        "rejects",
+        "usage",
+        "environments",
+    }
     uncompiled = build_gem_state_graph(llm=make_model({}), settings=settings())
     assert {
         "filter",
