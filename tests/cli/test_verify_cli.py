@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import gem_graph
 from gem_graph.resources import data_dir
+
+PACKAGE_ROOT = Path(gem_graph.__file__).resolve().parent.parent
 
 RETAIL = data_dir("environments") / "retail"
 
 
 def run_verify(*args: str | Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "gem_graph.cli", "verify", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
 
 
 def gold_records() -> list[dict[str, Any]]:
