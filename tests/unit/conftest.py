@@ -34,9 +34,7 @@ def make_retail_tools() -> list[dict[str, Any]]:
             "List the orders of the customer with this email. Fails if no customer matches.",
             {
                 "type": "object",
-                "properties": {
-                    "email": {"type": "string", "description": "The customer's email."}
-                },
+                "properties": {"email": {"type": "string", "description": "The customer's email."}},
                 "required": ["email"],
                 "additionalProperties": False,
             },
@@ -88,8 +86,7 @@ def make_retail_messages() -> list[dict[str, Any]]:
         },
         {
             "role": "user",
-            "content": "Hi, I'd like to cancel order ORD-1001. My email is "
-            "jane.doe@example.com.",
+            "content": "Hi, I'd like to cancel order ORD-1001. My email is jane.doe@example.com.",
         },
         {
             "role": "assistant",
