@@ -11,11 +11,11 @@ import asyncio
 import copy
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.execution import compare_call, same_json, tool_message_content
@@ -42,6 +42,7 @@ from gem_graph.environment import (
 from gem_graph.sandbox import FATAL, Sandbox, SandboxError, SandboxUnavailable
 from gem_graph.settings import Settings
 
+_T = TypeVar("_T")
 RECORD_WINDOW = 4
 """Records verified at once by `verify_records` (each in its own worker)."""
 
@@ -109,10 +110,10 @@ async def verify_trajectory(
     try:
         initial_bytes = database_bytes(initial)
         calls = _executable_calls(messages, tools)
-        runs = [_replay(sandbox, environment.tools_py, initial_bytes, now, calls)]
-        if check_determinism:
-            runs.append(_replay(sandbox, environment.tools_py, initial_bytes, now, calls))
-        replays = await asyncio.gather(*runs)
+        replays = await _all_or_nothing(
+            _replay(sandbox, environment.tools_py, initial_bytes, now, calls)
+            for _ in range(2 if check_determinism else 1)
+        )
         first = replays[0]
         problems.extend(first.problems)
         verification["isolation"] = first.isolation
@@ -164,12 +165,17 @@ async def verify_records(
     environment = load_environment(env_dir)
     async with Sandbox(settings.sandbox) as sandbox:
         window: deque[asyncio.Task[dict[str, Any]]] = deque()
-        for record in records:
-            window.append(asyncio.create_task(_verify_record(environment, record, sandbox)))
-            if len(window) >= RECORD_WINDOW:
+        try:
+            for record in records:
+                window.append(asyncio.create_task(_verify_record(environment, record, sandbox)))
+                if len(window) >= RECORD_WINDOW:
+                    yield await window.popleft()
+            while window:
                 yield await window.popleft()
-        while window:
-            yield await window.popleft()
+        finally:
+            for task in window:
+                task.cancel()
+            await asyncio.gather(*window, return_exceptions=True)
 
 
 @dataclass(frozen=True)
@@ -341,6 +347,18 @@ async def _replay(
     finally:
         await episode.close()
     return replay
+
+
+async def _all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """Run concurrently; if one fails, cancel the others (closing their episodes) and raise."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _compare_replays(first: _Replay, second: _Replay, calls: list[_Call]) -> list[ProblemDict]:
