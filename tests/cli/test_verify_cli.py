@@ -93,3 +93,10 @@ def test_bad_environment_directory_exits_two_without_traceback(tmp_path: Path) -
     assert done.returncode == 2
     assert "environment.json" in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_tier_none_without_opt_in_refuses_to_run() -> None:
+    done = run_verify("--tier", "none", "--env", RETAIL, RETAIL / "trajectories.jsonl")
+    assert done.returncode == 2
+    assert "allow_unsafe_none" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""
