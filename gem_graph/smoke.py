@@ -53,9 +53,11 @@ async def _replay(
             )
             return results, None, problems, None
         listing = load["functions"] if inspect else None
-        before = state_hash(open_database_bytes(db)) if read_only else None
         for index, call in enumerate(calls):
             where = f"example_calls[{index}] {call['tool']}"
+            checks_state = call["tool"] in read_only
+            if checks_state:
+                before = state_hash(open_database_bytes(await episode.snapshot()))
             result = await episode.call(call["tool"], call["arguments"])
             results.append(dict(result))
             status = result["status"]
