@@ -1,0 +1,5 @@
+"""Fixtures of the sandbox tests live in sandbox_helpers (a unique module name)."""
+
+from sandbox_helpers import host, sandbox, secret_in_environ, tier
+
+__all__ = ["host", "sandbox", "secret_in_environ", "tier"]
