@@ -143,6 +143,8 @@ class FreshWorker(WorkerHandle):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.proc.wait(), EXIT_NOTICE_TIMEOUT_S)
 
     async def exit_info(self) -> tuple[int | None, float | None]:
         try:

@@ -306,6 +306,7 @@ class EpisodeServer:
         self.db: sqlite3.Connection | None = None
         self.namespace: dict[str, Any] | None = None
         self.functions: dict[str, Any] = {}
+        self.load_failure: dict[str, Any] | None = None
         self.source = ""
 
     def serve(self, rfd: int, wfd: int) -> None:
@@ -357,6 +358,8 @@ class EpisodeServer:
         return {"status": "ok"}
 
     def _load(self) -> dict[str, Any]:
+        if self.load_failure is not None:
+            return self.load_failure
         if self.namespace is not None:
             return self._listing()
         namespace: dict[str, Any] = {"__name__": "tools", "__builtins__": builtins}
@@ -364,17 +367,20 @@ class EpisodeServer:
         out = _CappedText(self.config["max_stdout_bytes"])
         saved = sys.stdout, sys.stderr
         sys.stdout = sys.stderr = out
+        failure: dict[str, Any] | None = None
         try:
             exec(compile(self.source, "tools.py", "exec"), namespace)
         except MemoryError:
-            return {"ok": False, "status": "memory", "error_type": "MemoryError",
-                    "error": "out of memory loading tools", "stdout": out.value()}  # fmt: skip
+            failure = {"status": "memory", "error_type": "MemoryError",
+                       "error": "out of memory loading tools", "traceback": None}  # fmt: skip
         except BaseException as exc:
-            return {"ok": False, "status": "error", "error_type": type(exc).__name__,
-                    "error": str(exc)[:2000], "traceback": _short_traceback(),
-                    "stdout": out.value()}  # fmt: skip
+            failure = {"status": "error", "error_type": type(exc).__name__,
+                       "error": str(exc)[:2000], "traceback": _short_traceback()}  # fmt: skip
         finally:
             sys.stdout, sys.stderr = saved
+        if failure is not None:
+            self.load_failure = {"ok": False, **failure, "stdout": out.value()}
+            return self.load_failure
         for name, obj in list(namespace.items()):
             if name.startswith("_") or not inspect.isfunction(obj):
                 continue
@@ -389,11 +395,9 @@ class EpisodeServer:
         return {"ok": True, "functions": {n: s for n, (_, s) in self.functions.items()}}
 
     def _call(self, name: str, arguments: Any) -> dict[str, Any]:
-        if self.namespace is None:
-            loaded = self._load()
-            if not loaded.get("ok"):
-                loaded["status"] = loaded.get("status", "error")
-                return {**loaded, "result": None}
+        loaded = self._load()
+        if not loaded.get("ok"):
+            return {**loaded, "result": None}
         reply: dict[str, Any] = {"status": "ok", "result": None, "error": None,
                                  "error_type": None, "traceback": None}  # fmt: skip
         entry = self.functions.get(name)
