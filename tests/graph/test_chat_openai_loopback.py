@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import EXTRACT_OK, FILTER_OK, GROUND_OK, JUDGE_OK, LIBRARY_TEXT, settings
+from library_script import EXTRACT_OK, FILTER_OK, GROUND_OK, JUDGE_OK, LIBRARY_TEXT, settings
 
 from gem_graph import build_gem_graph
 from gem_graph.llm import make_chat_model

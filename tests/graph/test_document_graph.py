@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import (
+from library_script import (
     EXTRACT_OK,
     FILTER_OK,
     GROUND_OK,

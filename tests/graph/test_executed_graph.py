@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import JUDGE_OK, make_model
+from library_script import JUDGE_OK, make_model
 
 from gem_graph import build_gem_graph
 from gem_graph.environment import load_environment

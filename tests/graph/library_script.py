@@ -10,8 +10,6 @@ import copy
 import json
 from typing import Any
 
-import pytest
-
 from gem_graph.settings import PipelineSettings, SandboxSettings, Settings
 from gem_graph.testing.scripted import ScriptedChatModel, table_responder
 
@@ -227,11 +225,6 @@ def good_table(doc_id: str = "lib") -> dict[tuple[str, str], Any]:
         ("judge", doc_id): JUDGE_OK,
         ("filter", "news"): FILTER_NO,
     }
-
-
-@pytest.fixture
-def scripted() -> ScriptedChatModel:
-    return ScriptedChatModel(responder=table_responder(good_table()))
 
 
 def make_model(table: dict[tuple[str, str], Any]) -> ScriptedChatModel:
