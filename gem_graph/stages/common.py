@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from gem_graph.checks.problems import ProblemDict, format_feedback
+from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.llm import StructuredLLM, StructuredResult
 from gem_graph.prompts import load_prompt
 from gem_graph.settings import Settings
@@ -73,6 +73,46 @@ class StageContext:
             "usage": [dict(result.usage)],
         }
         return update, result
+
+    async def draft(
+        self,
+        state: dict[str, Any],
+        *,
+        stage: str,
+        schema: type[BaseModel],
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One attempt whose answer a separate check node judges: keep the draft or its error."""
+        update, result = await self.ask(state, stage=stage, schema=schema, values=values)
+        update["draft"] = result.parsed.model_dump() if result.parsed is not None else None
+        update["draft_error"] = result.error
+        return update
+
+    def failed(
+        self,
+        state: dict[str, Any],
+        stage: str,
+        problems: list[ProblemDict],
+        previous: Any = None,
+        *,
+        attempt: int | None = None,
+    ) -> dict[str, Any]:
+        """The state update of a failed check: its problems and the next prompt's feedback."""
+        return {
+            "problems": problems,
+            "feedback": feedback_text(
+                stage=stage,
+                attempt=attempt if attempt is not None else state["attempts"][stage],
+                cap=self.cap(stage),
+                problems=problems,
+                previous=previous,
+            ),
+        }
+
+
+def missing_draft(state: dict[str, Any]) -> list[ProblemDict]:
+    """The problem of an attempt whose answer could not be parsed at all."""
+    return [problem("invalid_output", state.get("draft_error") or "no answer")]
 
 
 def feedback_text(

@@ -6,25 +6,21 @@ import json
 from typing import Any
 
 from gem_graph.checks.blueprint import check_blueprint
-from gem_graph.checks.problems import problem
 from gem_graph.checks.tools import read_only_names, tools_from_drafts
 from gem_graph.schemas import ExtractOutput
-from gem_graph.stages.common import StageContext, dump, feedback_text
+from gem_graph.stages.common import StageContext, dump, missing_draft
 
 STAGE = "extract"
 
 
 async def extract_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
     """Draft workflows, tools and rules from the text."""
-    update, result = await ctx.ask(
+    return await ctx.draft(
         state,
         stage=STAGE,
         schema=ExtractOutput,
         values={"text": state["document"]["text"], "labels": dump(state.get("labels", {}))},
     )
-    update["draft"] = result.parsed.model_dump() if result.parsed is not None else None
-    update["draft_error"] = result.error
-    return update
 
 
 def blueprint_from_draft(draft: dict[str, Any]) -> dict[str, Any]:
@@ -50,19 +46,7 @@ def blueprint_from_draft(draft: dict[str, Any]) -> dict[str, Any]:
 def check_blueprint_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
     """Pure checks of the draft; problems become the next attempt's feedback."""
     draft = state.get("draft")
-    if draft is None:
-        problems = [problem("invalid_output", state.get("draft_error") or "no answer")]
-    else:
-        problems = list(check_blueprint(draft))
+    problems = missing_draft(state) if draft is None else list(check_blueprint(draft))
     if problems:
-        return {
-            "problems": problems,
-            "feedback": feedback_text(
-                stage=STAGE,
-                attempt=state["attempts"][STAGE],
-                cap=ctx.cap(STAGE),
-                problems=problems,
-                previous=draft,
-            ),
-        }
+        return ctx.failed(state, STAGE, problems, draft)
     return {"problems": [], "feedback": "", "blueprint": blueprint_from_draft(draft)}  # type: ignore[arg-type]

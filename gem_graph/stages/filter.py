@@ -6,7 +6,7 @@ from typing import Any
 
 from gem_graph.checks.problems import problem
 from gem_graph.schemas import FilterOutput
-from gem_graph.stages.common import StageContext, feedback_text
+from gem_graph.stages.common import StageContext
 
 STAGE = "filter"
 
@@ -18,11 +18,7 @@ async def filter_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     )
     if result.parsed is None:
         problems = [problem("invalid_output", result.error or "no answer")]
-        update["problems"] = problems
-        update["feedback"] = feedback_text(
-            stage=STAGE, attempt=update["attempts"][STAGE], cap=ctx.cap(STAGE), problems=problems
-        )
-        return update
+        return {**update, **ctx.failed(state, STAGE, problems, attempt=update["attempts"][STAGE])}
     verdict = result.parsed
     update["labels"] = verdict.model_dump()
     update["problems"] = []

@@ -96,7 +96,7 @@ def trajectory_from_draft(draft: dict[str, Any]) -> tuple[dict[str, Any], list[P
 async def ground_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
     """Draft a whole dialogue for the extracted tools."""
     blueprint = state["blueprint"]
-    update, result = await ctx.ask(
+    return await ctx.draft(
         state,
         stage=STAGE,
         schema=TrajectoryOutput,
@@ -109,6 +109,3 @@ async def ground_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
             "min_patterns": ctx.settings.pipeline.min_patterns,
         },
     )
-    update["draft"] = result.parsed.model_dump() if result.parsed is not None else None
-    update["draft_error"] = result.error
-    return update

@@ -16,7 +16,7 @@ from gem_graph.environment import (
 from gem_graph.resources import data_dir
 from gem_graph.schemas import ImplementOutput
 from gem_graph.smoke import smoke_test
-from gem_graph.stages.common import StageContext, bullets, dump, feedback_text
+from gem_graph.stages.common import StageContext, bullets, dump, missing_draft
 
 STAGE = "implement"
 EXAMPLE_ENVIRONMENTS = ("retail",)
@@ -63,7 +63,7 @@ def reference_examples() -> str:
 async def implement_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
     """Draft the environment for the blueprint's tools."""
     blueprint = state["blueprint"]
-    update, result = await ctx.ask(
+    return await ctx.draft(
         state,
         stage=STAGE,
         schema=ImplementOutput,
@@ -75,9 +75,6 @@ async def implement_node(state: dict[str, Any], ctx: StageContext) -> dict[str, 
             "examples": reference_examples(),
         },
     )
-    update["draft"] = result.parsed.model_dump() if result.parsed is not None else None
-    update["draft_error"] = result.error
-    return update
 
 
 def _assemble(
@@ -109,21 +106,12 @@ async def check_environment_node(state: dict[str, Any], ctx: StageContext) -> di
     draft = state.get("draft")
     env: Environment | None = None
     if draft is None:
-        problems = [problem("invalid_output", state.get("draft_error") or "no answer")]
+        problems = missing_draft(state)
     else:
         env, problems = _assemble(state, draft)
     if env is not None and ctx.sandbox is not None:
         calls = [c for w in state["blueprint"]["workflows"] for c in w["example_calls"]]
         problems = await smoke_test(env, calls, ctx.sandbox())
     if problems or env is None:
-        return {
-            "problems": problems,
-            "feedback": feedback_text(
-                stage=STAGE,
-                attempt=state["attempts"][STAGE],
-                cap=ctx.cap(STAGE),
-                problems=problems,
-                previous=draft,
-            ),
-        }
+        return ctx.failed(state, STAGE, problems, draft)
     return {"problems": [], "feedback": "", "environment": environment_to_state(env)}

@@ -7,7 +7,7 @@ from typing import Any
 from gem_graph.checks.problems import problem
 from gem_graph.checks.stats import trajectory_stats
 from gem_graph.schemas import JudgeOutput
-from gem_graph.stages.common import StageContext, bullets, dump, feedback_text
+from gem_graph.stages.common import StageContext, bullets, dump
 
 STAGE = "judge"
 RUBRICS = {
@@ -54,11 +54,7 @@ async def judge_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]
     )
     if result.parsed is None:
         problems = [problem("invalid_output", result.error or "no answer")]
-        update["problems"] = problems
-        update["feedback"] = feedback_text(
-            stage=STAGE, attempt=update["attempts"][STAGE], cap=ctx.cap(STAGE), problems=problems
-        )
-        return update
+        return {**update, **ctx.failed(state, STAGE, problems, attempt=update["attempts"][STAGE])}
     verdict = result.parsed.model_dump()
     failed = [
         problem("judge_failed", f"{label}: {verdict[key]['reason']}", label)

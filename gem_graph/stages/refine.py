@@ -15,7 +15,7 @@ async def refine_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     """Rewrite the verified grounded dialogue to be harder, keeping every rule."""
     blueprint = state["blueprint"]
     trajectory = state["trajectory"]
-    update, result = await ctx.ask(
+    return await ctx.draft(
         state,
         stage=STAGE,
         schema=TrajectoryOutput,
@@ -29,6 +29,3 @@ async def refine_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
             "min_patterns": ctx.settings.pipeline.min_patterns,
         },
     )
-    update["draft"] = result.parsed.model_dump() if result.parsed is not None else None
-    update["draft_error"] = result.error
-    return update

@@ -13,7 +13,7 @@ from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.stats import check_patterns
 from gem_graph.checks.tools import check_tools, tools_from_drafts
 from gem_graph.checks.trajectory import check_trajectory
-from gem_graph.stages.common import StageContext, feedback_text
+from gem_graph.stages.common import StageContext, missing_draft
 from gem_graph.stages.ground import trajectory_from_draft
 from gem_graph.stages.implement import environment_from_state
 
@@ -44,8 +44,7 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     stage = state["stage"]
     draft = state.get("draft")
     if draft is None:
-        problems = [problem("invalid_output", state.get("draft_error") or "no answer")]
-        return _failed(state, ctx, stage, problems, None)
+        return ctx.failed(state, stage, missing_draft(state))
 
     trajectory, problems = trajectory_from_draft(draft)
     tools, tool_problems = _tools_for(state, draft)
@@ -69,7 +68,9 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
         problems += check_trajectory(trajectory["messages"], tools)
         problems += check_grounding(trajectory["messages"], tools)
     if problems:
-        return _failed(state, ctx, stage, problems, trajectory)
+        # With execution, tool messages already hold the real outputs: the model sees them.
+        previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
+        return ctx.failed(state, stage, problems, previous)
     update: dict[str, Any] = {
         "problems": [],
         "feedback": "",
@@ -78,29 +79,6 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
         "refined": stage == "refine",
     }
     return update
-
-
-def _failed(
-    state: dict[str, Any],
-    ctx: StageContext,
-    stage: str,
-    problems: list[ProblemDict],
-    trajectory: dict[str, Any] | None,
-) -> dict[str, Any]:
-    previous = None
-    if trajectory is not None:
-        # With execution, tool messages already hold the real outputs: the model sees them.
-        previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
-    return {
-        "problems": problems,
-        "feedback": feedback_text(
-            stage=stage,
-            attempt=state["attempts"][stage],
-            cap=ctx.cap(stage),
-            problems=problems,
-            previous=previous,
-        ),
-    }
 
 
 def route_verify(state: dict[str, Any], ctx: StageContext) -> str:
