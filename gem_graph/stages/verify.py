@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gem_graph.checks.grounding import check_grounding
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.stats import check_patterns
 from gem_graph.checks.tools import check_tools, tools_from_drafts
-from gem_graph.checks.trajectory import check_trajectory
 from gem_graph.stages.common import StageContext, missing_draft
 from gem_graph.stages.ground import trajectory_from_draft
 from gem_graph.stages.implement import environment_from_state
+from gem_graph.verify import check_trajectory_problems, verify_trajectory
 
 
 def _tools_for(
@@ -52,8 +51,6 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     problems += check_patterns(trajectory["patterns"], ctx.settings.pipeline.min_patterns)
     verification: dict[str, Any] | None = None
     if state.get("environment") and ctx.sandbox is not None:
-        from gem_graph.verify import verify_trajectory  # the sandbox loads only when executing
-
         result = await verify_trajectory(
             environment=environment_from_state(state["environment"]),
             messages=trajectory["messages"],
@@ -65,8 +62,7 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
         trajectory["messages"] = result["messages"]
         verification = result["verification"]
     else:
-        problems += check_trajectory(trajectory["messages"], tools)
-        problems += check_grounding(trajectory["messages"], tools)
+        problems += check_trajectory_problems(trajectory["messages"], tools)
     if problems:
         # With execution, tool messages already hold the real outputs: the model sees them.
         previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
