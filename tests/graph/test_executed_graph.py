@@ -16,7 +16,7 @@ from library_script import JUDGE_OK, make_model
 
 from gem_graph import build_gem_graph
 from gem_graph.environment import load_environment
-from gem_graph.sandbox import probe
+from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings
 
 RETAIL = Path(__file__).resolve().parents[2] / "environments" / "retail"
@@ -163,7 +163,13 @@ def settings() -> Settings:
     )
 
 
-async def test_a_diverging_dialogue_is_repaired_after_execution_feedback():
+@pytest.fixture
+async def sandbox():
+    async with Sandbox(settings().sandbox) as box:
+        yield box
+
+
+async def test_a_diverging_dialogue_is_repaired_after_execution_feedback(sandbox):
     table = {
         ("filter", "shop"): FILTER,
         ("extract", "shop"): extract_reply(),
@@ -173,7 +179,7 @@ async def test_a_diverging_dialogue_is_repaired_after_execution_feedback():
         ("judge", "shop"): JUDGE_OK,
     }
     model = make_model(table)
-    graph = build_gem_graph(llm=model, settings=settings())
+    graph = build_gem_graph(llm=model, settings=settings(), sandbox=sandbox)
     out = await graph.ainvoke({"document": {"id": "shop", "text": TEXT}})
     assert out["rejects"] == [], out["rejects"]
     [record] = out["records"]
@@ -201,7 +207,7 @@ async def test_a_diverging_dialogue_is_repaired_after_execution_feedback():
     assert record["messages"] == gold(1)["messages"]
 
 
-async def test_a_dialogue_that_never_matches_the_code_is_rejected_with_the_real_outputs():
+async def test_a_dialogue_that_never_matches_the_code_is_rejected_with_the_real_outputs(sandbox):
     table = {
         ("filter", "shop"): FILTER,
         ("extract", "shop"): extract_reply(),
@@ -209,7 +215,7 @@ async def test_a_dialogue_that_never_matches_the_code_is_rejected_with_the_real_
         ("ground", "shop"): diverging_ground_reply(),
     }
     model = make_model(table)
-    graph = build_gem_graph(llm=model, settings=settings())
+    graph = build_gem_graph(llm=model, settings=settings(), sandbox=sandbox)
     out = await graph.ainvoke({"document": {"id": "shop", "text": TEXT}})
     [reject] = out["rejects"]
     assert reject["stage"] == "ground"
@@ -217,7 +223,7 @@ async def test_a_dialogue_that_never_matches_the_code_is_rejected_with_the_real_
     assert reject["attempts"] == settings().attempts.ground
 
 
-async def test_written_outputs_are_replaced_by_what_the_code_returned():
+async def test_written_outputs_are_replaced_by_what_the_code_returned(sandbox):
     """A cosmetic difference (key order, spacing) is not a divergence; the real text is kept."""
     draft = as_draft(gold(0))
     parsed = json.loads(draft["messages"][5]["content"])
@@ -232,7 +238,7 @@ async def test_written_outputs_are_replaced_by_what_the_code_returned():
     model = make_model(table)
     s = settings()
     s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"refine": False})})
-    out = await build_gem_graph(llm=model, settings=s).ainvoke(
+    out = await build_gem_graph(llm=model, settings=s, sandbox=sandbox).ainvoke(
         {"document": {"id": "shop", "text": TEXT}}
     )
     [record] = out["records"]
