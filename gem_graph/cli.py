@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from gem_graph import __version__
 from gem_graph.settings import SandboxTier, Settings
@@ -53,8 +53,279 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gem-graph {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    add_run(subparsers)
+    add_stats(subparsers)
     add_verify(subparsers)
     return parser
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+def add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `gem-graph run INPUT -o RUN_DIR`."""
+    from gem_graph.settings import StructuredMethod
+
+    parser = subparsers.add_parser(
+        "run",
+        help="synthesize trajectories from a corpus into a run folder (resumable)",
+        description="Run every document of INPUT (JSONL, a folder of .txt/.md files, or "
+        "Parquet) through the pipeline into RUN_DIR. Re-running the same command resumes: "
+        "finished documents are skipped. The API key is read only from OPENAI_API_KEY. "
+        "Exit 0 when every document was processed, 1 when the run stopped or some documents "
+        "failed on the model transport (re-run to retry them), 2 on a usage error.",
+    )
+    parser.add_argument("input", type=Path, metavar="INPUT", help="JSONL file, folder, or Parquet")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="RUN_DIR")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE.toml",
+        help="settings file shaped like Settings ([model], [attempts], [sandbox], "
+        "[pipeline]) plus [run]; flags override it",
+    )
+    parser.add_argument("--text-field", default=None, help="JSONL/Parquet text field (text)")
+    parser.add_argument("--id-field", default=None, help="JSONL/Parquet id field (id)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default=None, help="model name (else GEM_MODEL or gpt-4o-mini)")
+    model.add_argument("--base-url", default=None, help="server URL (else OPENAI_BASE_URL)")
+    model.add_argument("--temperature", type=float, default=None)
+    model.add_argument("--structured-method", choices=get_args(StructuredMethod), default=None)
+    model.add_argument("--timeout", type=float, default=None, help="seconds per model request")
+    limits = parser.add_argument_group("limits")
+    limits.add_argument("--concurrency", type=int, default=None, help="documents in flight (8)")
+    limits.add_argument("--limit", type=int, default=None, help="process at most N documents")
+    limits.add_argument("--rps", type=float, default=None, help="model requests per second")
+    limits.add_argument(
+        "--attempts",
+        action="append",
+        default=[],
+        metavar="STAGE=N",
+        help="validator-loop attempts for a stage, e.g. ground=4 (repeatable)",
+    )
+    limits.add_argument(
+        "--segment-chars",
+        type=int,
+        default=None,
+        help="split longer documents at paragraphs into segments of this size",
+    )
+    pipeline = parser.add_argument_group("pipeline")
+    pipeline.add_argument(
+        "--tier",
+        choices=get_args(SandboxTier),
+        default=None,
+        help="sandbox isolation tier (default 'standard')",
+    )
+    pipeline.add_argument(
+        "--allow-unsafe-none", action="store_true", help="permit --tier none (rlimits only)"
+    )
+    pipeline.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="do not implement tools as code nor replay calls in the sandbox",
+    )
+    pipeline.add_argument("--no-refine", action="store_true", help="skip the refine stage")
+    pipeline.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="LLM response cache (default RUN_DIR/llm_cache.sqlite)",
+    )
+    run.add_argument("--no-cache", action="store_true", help="do not cache model responses")
+    run.add_argument(
+        "--force-new-settings",
+        action="store_true",
+        help="continue RUN_DIR even though it was run with other output settings",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.set_defaults(command=run_run)
+
+
+def _run_section(file_data: dict[str, Any]) -> dict[str, Any]:
+    section = dict(file_data.get("run") or {})
+    known = {
+        "concurrency",
+        "limit",
+        "requests_per_second",
+        "segment_chars",
+        "max_segments",
+        "cache",
+        "text_field",
+        "id_field",
+        "failure_threshold",
+    }
+    unknown = set(section) - known
+    if unknown:
+        raise UsageError(
+            f"settings file: unknown [run] option(s) {sorted(unknown)}; "
+            f"expected some of {sorted(known)}"
+        )
+    return section
+
+
+def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags that change `Settings`, shaped like it."""
+    from gem_graph.config import ConfigError, parse_attempts
+
+    model = {
+        "name": args.model,
+        "base_url": args.base_url,
+        "temperature": args.temperature,
+        "structured_method": args.structured_method,
+        "timeout_s": args.timeout,
+    }
+    sandbox: dict[str, Any] = {"tier": args.tier}
+    if args.allow_unsafe_none:
+        sandbox["allow_unsafe_none"] = True
+    pipeline: dict[str, Any] = {}
+    if args.no_execute:
+        pipeline["execute"] = False
+    if args.no_refine:
+        pipeline["refine"] = False
+    if args.no_judge:
+        pipeline["judge"] = False
+    try:
+        attempts = parse_attempts(args.attempts)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    overrides = {
+        "model": {k: v for k, v in model.items() if v is not None},
+        "sandbox": {k: v for k, v in sandbox.items() if v is not None},
+        "pipeline": pipeline,
+        "attempts": attempts,
+    }
+    return {k: v for k, v in overrides.items() if v}
+
+
+def _pick(flag: Any, section: dict[str, Any], key: str, default: Any) -> Any:
+    if flag is not None:
+        return flag
+    return section.get(key, default)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Run a corpus into RUN_DIR, print the summary; see the subcommand's help for codes."""
+    from rich.console import Console
+
+    from gem_graph.config import ConfigError, build_settings, load_settings_file
+    from gem_graph.corpus import CorpusError, count_corpus, read_corpus
+    from gem_graph.llm import make_chat_model
+    from gem_graph.report import render_summary
+    from gem_graph.runner import (
+        EndpointUnreachable,
+        RunError,
+        RunOptions,
+        SettingsMismatch,
+        run_corpus,
+    )
+    from gem_graph.store import StoreError
+
+    try:
+        file_data = load_settings_file(args.settings) if args.settings else {}
+        settings = build_settings(file_data, _settings_overrides(args))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    section = _run_section(file_data)
+    text_field = _pick(args.text_field, section, "text_field", "text")
+    id_field = _pick(args.id_field, section, "id_field", "id")
+    limit = _pick(args.limit, section, "limit", None)
+    concurrency = int(_pick(args.concurrency, section, "concurrency", 8))
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must not be negative")
+    cache_setting = section.get("cache", True)
+    cache_path: Path | None
+    if args.no_cache or cache_setting is False:
+        cache_path = None
+    elif args.cache is not None:
+        cache_path = args.cache
+    elif isinstance(cache_setting, str):
+        cache_path = Path(cache_setting)
+    else:
+        cache_path = args.output / "llm_cache.sqlite"
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"{args.output} exists and is not a folder")
+
+    try:
+        items = read_corpus(args.input, text_field=text_field, id_field=id_field)
+    except CorpusError as exc:
+        raise UsageError(str(exc)) from None
+    total = count_corpus(args.input)
+    if total is not None and limit is not None:
+        total = min(total, limit)
+    options = RunOptions(
+        run_dir=args.output,
+        concurrency=concurrency,
+        limit=limit,
+        requests_per_second=_pick(args.rps, section, "requests_per_second", None),
+        force_new_settings=args.force_new_settings,
+        progress=not args.quiet,
+        cache_path=cache_path,
+        segment_chars=_pick(args.segment_chars, section, "segment_chars", None),
+        max_segments=int(section.get("max_segments", 25)),
+        failure_threshold=int(section.get("failure_threshold", 5)),
+        total=total,
+        command=["gem-graph", *sys.argv[1:]],
+    )
+    llm = make_chat_model(settings.model)
+    try:
+        result = asyncio.run(run_corpus(items, llm=llm, settings=settings, options=options))
+    except EndpointUnreachable as exc:
+        print(f"gem-graph: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (SettingsMismatch, RunError, StoreError, CorpusError) as exc:
+        raise UsageError(str(exc)) from None
+    Console(soft_wrap=False).print(render_summary(result.summary))
+    if result.stopped_reason:
+        print(f"gem-graph: error: {result.stopped_reason}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.failed:
+        print(
+            f"gem-graph: {result.failed} document(s) failed on the model transport; "
+            "re-run the same command to retry them",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# ---- stats --------------------------------------------------------------------------------
+
+
+def add_stats(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `gem-graph stats RUN_DIR`."""
+    parser = subparsers.add_parser(
+        "stats",
+        help="print the summary of a run folder",
+        description="Print the end-of-run summary (yield per stage, top reject reasons, "
+        "usage, wall time, sandbox isolation) from a run folder's store.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(command=run_stats)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    """Print the summary of RUN_DIR's store."""
+    from rich.console import Console
+
+    from gem_graph.report import render_summary
+    from gem_graph.store import RunStore, StoreError
+
+    try:
+        with RunStore(args.run_dir) as store:
+            summary = store.summary()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        Console(soft_wrap=False).print(render_summary(summary))
+    return EXIT_OK
 
 
 # ---- verify -------------------------------------------------------------------------------

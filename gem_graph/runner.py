@@ -1,0 +1,557 @@
+"""Corpus runs: stream documents through the document graph into a run store.
+
+`run_corpus` keeps at most `concurrency` documents in flight (a worker pool fed from a small
+queue, never one giant batch), writes each document's outcome to the run store in one
+transaction as soon as it is done, and skips documents an earlier run already finished,
+so a killed run resumes where it stopped. Long documents are split into segments first.
+
+Failure handling:
+- bad input entries become rejects at stage `input` and the run goes on;
+- transient model errors are retried by the graph's retry policy (the only retry layer);
+- a document whose model calls still failed is stored as `failed` (not finished: a re-run
+  retries it); after `failure_threshold` consecutive failed documents the run stops
+  scheduling and reports one line: "cannot reach the model server at …: <error>".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.rate_limiters import InMemoryRateLimiter
+
+from gem_graph.cache import SQLiteLLMCache
+from gem_graph.config import (
+    differences,
+    fingerprint,
+    output_settings,
+    prompt_versions,
+    redact_url,
+    settings_snapshot,
+    versions,
+)
+from gem_graph.corpus import BadInput, CorpusItem, segment_document
+from gem_graph.llm import summarize_usage
+from gem_graph.records import text_sha256
+from gem_graph.report import ProgressDisplay, RunCounters
+from gem_graph.settings import Settings
+from gem_graph.store import RunStore
+
+DEFAULT_SEGMENT_CHARS = 8_000
+DEFAULT_MAX_SEGMENTS = 25
+
+
+class RunError(Exception):
+    """A run that cannot start or cannot go on; the message is meant for the user."""
+
+
+class SettingsMismatch(RunError):
+    """The run folder was made with settings that produce different outputs."""
+
+
+class EndpointUnreachable(RunError):
+    """The model server cannot be reached."""
+
+
+@dataclass
+class RunOptions:
+    """How a corpus run is carried out (what it produces is in `Settings`)."""
+
+    run_dir: Path
+    concurrency: int = 8
+    limit: int | None = None
+    """Process at most this many input documents (counted before splitting)."""
+    requests_per_second: float | None = None
+    """Model requests per second across the run (LangChain's `InMemoryRateLimiter`)."""
+    force_new_settings: bool = False
+    """Continue a run folder made with different output settings. Finished documents are
+    kept as they are; only new and failed documents use the new settings."""
+    progress: bool = True
+    cache_path: Path | None = None
+    """SQLite LLM response cache; None runs without one."""
+    segment_chars: int | None = None
+    """Segment size; None means min(8,000, settings.pipeline.max_text_chars)."""
+    max_segments: int = DEFAULT_MAX_SEGMENTS
+    """A document needing more segments than this is rejected as too long (likely not prose)."""
+    failure_threshold: int = 5
+    """Consecutive documents failing on the model transport before the run stops."""
+    total: int | None = None
+    """Input documents expected, for the progress bar's ETA."""
+    endpoint: str | None = None
+    """Where the model is served, for messages (default: the model's base URL)."""
+    preflight: bool = True
+    """Check that the model server accepts connections before starting."""
+    command: list[str] | None = None
+    """The command line, recorded in the store."""
+
+    def resolved_segment_chars(self, settings: Settings) -> int:
+        size = self.segment_chars or min(DEFAULT_SEGMENT_CHARS, settings.pipeline.max_text_chars)
+        if size > settings.pipeline.max_text_chars:
+            raise RunError(
+                f"segment size {size} is over the pipeline's max_text_chars "
+                f"({settings.pipeline.max_text_chars}); lower it or raise max_text_chars"
+            )
+        if size < 200:
+            raise RunError(f"segment size {size} is too small (minimum 200 characters)")
+        return size
+
+
+@dataclass
+class RunSummary:
+    """What one `run_corpus` call did, plus the whole store's summary."""
+
+    run_dir: Path
+    processed: int
+    skipped: int
+    kept: int
+    rejected: int
+    failed: int
+    records: int
+    wall_seconds: float
+    stopped_reason: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    cache_hits: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when the run was not stopped and no document failed on the transport."""
+        return self.stopped_reason is None and self.failed == 0
+
+
+def model_endpoint(llm: BaseChatModel) -> str | None:
+    """The base URL a chat model talks to, if it has one."""
+    for name in ("openai_api_base", "base_url"):
+        value = getattr(llm, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def preflight(base_url: str, *, timeout_s: float = 5.0) -> None:
+    """Open (and close) a TCP connection to the server; raises `EndpointUnreachable`."""
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        raise EndpointUnreachable(f"invalid model server URL {redact_url(base_url)!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise EndpointUnreachable(
+            f"cannot reach the model server at {redact_url(base_url)}: {reason}"
+        ) from None
+
+
+def prepare_model(
+    llm: BaseChatModel,
+    *,
+    cache: SQLiteLLMCache | None,
+    requests_per_second: float | None,
+) -> BaseChatModel:
+    """A copy of `llm` with the response cache and the rate limiter set.
+
+    The limiter applies after the cache lookup, so cache hits are never throttled.
+    """
+    update: dict[str, Any] = {}
+    if cache is not None:
+        update["cache"] = cache
+    if requests_per_second:
+        update["rate_limiter"] = InMemoryRateLimiter(
+            requests_per_second=requests_per_second,
+            check_every_n_seconds=min(0.05, 0.5 / requests_per_second),
+            max_bucket_size=max(1.0, requests_per_second),
+        )
+    return llm.model_copy(update=update) if update else llm
+
+
+def check_settings(
+    store: RunStore, settings: Settings, options: RunOptions
+) -> tuple[str, dict[str, Any]]:
+    """Refuse a run folder made with output-changing settings unless forced; record ours."""
+    outputs = output_settings(settings, segment_chars=options.resolved_segment_chars(settings))
+    current = fingerprint(outputs)
+    previous = store.get_meta("fingerprint")
+    if previous is not None and previous != current and not options.force_new_settings:
+        changes = differences(store.get_meta("output_settings") or {}, outputs)
+        shown = "; ".join(changes[:6]) + (" …" if len(changes) > 6 else "")
+        raise SettingsMismatch(
+            f"{options.run_dir} was run with different settings ({shown}); use a new "
+            "output folder, or pass --force-new-settings to continue it with the new ones"
+        )
+    store.set_meta(
+        {
+            "fingerprint": current,
+            "output_settings": outputs,
+            "settings": settings_snapshot(settings),
+            "versions": versions(),
+            "options": {
+                "concurrency": options.concurrency,
+                "limit": options.limit,
+                "requests_per_second": options.requests_per_second,
+                "segment_chars": options.resolved_segment_chars(settings),
+                "max_segments": options.max_segments,
+                "cache_path": str(options.cache_path) if options.cache_path else None,
+                "command": options.command,
+            },
+        }
+    )
+    return current, outputs
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _isolation_label(records: list[dict[str, Any]]) -> str | None:
+    """The sandbox isolation the records report (`verification.isolation`), as text."""
+    for record in records:
+        isolation = (record.get("verification") or {}).get("isolation")
+        if isinstance(isolation, str):
+            return isolation
+        if isinstance(isolation, Mapping):
+            if isinstance(isolation.get("tier"), str):
+                return str(isolation["tier"])
+            layers = sorted(k for k, v in isolation.items() if v is True)
+            return "+".join(layers) or None
+    return None
+
+
+class _Runner:
+    """One session of a corpus run: producer, worker pool, store writes, counters."""
+
+    def __init__(
+        self,
+        *,
+        graph: Any,
+        store: RunStore,
+        settings: Settings,
+        options: RunOptions,
+        settings_fingerprint: str,
+        endpoint: str | None,
+    ) -> None:
+        self.graph = graph
+        self.store = store
+        self.settings = settings
+        self.options = options
+        self.fingerprint = settings_fingerprint
+        self.endpoint = endpoint
+        self.segment_chars = options.resolved_segment_chars(settings)
+        self.max_chars = self.segment_chars * options.max_segments
+        self.counters = RunCounters(total=options.total)
+        self.finished = store.finished_ids()
+        self.seen: set[str] = set()
+        self.consecutive_failures = 0
+        self.last_failure = ""
+        self.stopped_reason: str | None = None
+        self.env_dir = options.run_dir / "environments"
+
+    # ---- producer ---------------------------------------------------------------------------
+
+    async def produce(self, items: Iterable[CorpusItem], queue: asyncio.Queue[Any]) -> None:
+        taken = 0
+        for item in items:
+            if self.stopped_reason is not None:
+                break
+            if self.options.limit is not None and taken >= self.options.limit:
+                break
+            taken += 1
+            if isinstance(item, BadInput):
+                self._bad_input(item)
+                continue
+            if len(item["text"]) > self.max_chars:
+                reason = (
+                    f"the text has {len(item['text']):,} characters, over the run's limit of "
+                    f"{self.max_chars:,} ({self.options.max_segments} segments of "
+                    f"{self.segment_chars:,}); split the document before the run"
+                )
+                self._bad_input(BadInput(str(item["id"]), reason, meta=item.get("meta") or {}))
+                continue
+            segments = segment_document(item, self.segment_chars)
+            weight = 1.0 / len(segments)
+            for segment in segments:
+                segment_id = str(segment["id"])
+                if segment_id in self.seen:
+                    self._bad_input(
+                        BadInput(f"{segment_id} (duplicate)", f"duplicate id {segment_id!r}"),
+                        weight=weight,
+                    )
+                    continue
+                self.seen.add(segment_id)
+                if segment_id in self.finished:
+                    self.counters.skipped += 1
+                    self.counters.done += weight
+                    continue
+                await queue.put((segment, weight))
+            await asyncio.sleep(0)
+
+    def _bad_input(self, bad: BadInput, *, weight: float = 1.0) -> None:
+        self.counters.done += weight
+        if bad.id in self.finished:
+            self.counters.skipped += 1
+            return
+        now = time.time()
+        reject = {
+            "doc_id": bad.id,
+            "stage": "input",
+            "attempts": 0,
+            "code": bad.code,
+            "reason": bad.reason,
+            "problems": [{"code": bad.code, "message": bad.reason, "where": "input"}],
+            "usage": {},
+        }
+        self.store.save_document(
+            {"id": bad.id, "text": "", "meta": bad.meta},
+            status="rejected",
+            stage="input",
+            records=[],
+            reject=reject,
+            usage={},
+            started_at=now,
+            finished_at=now,
+            settings_fingerprint=self.fingerprint,
+        )
+        self.finished.add(bad.id)
+        self.counters.processed += 1
+        self.counters.rejected["input"] += 1
+
+    # ---- workers ----------------------------------------------------------------------------
+
+    async def work(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                if job is None:
+                    return
+                if self.stopped_reason is None:
+                    await self.process(*job)
+            finally:
+                queue.task_done()
+
+    async def process(self, document: dict[str, Any], weight: float) -> None:
+        started = time.time()
+        try:
+            out = await self.graph.ainvoke({"document": document})
+        except Exception as exc:  # the graph turns failures into rejects; this is a last guard
+            reason = f"the document graph raised {type(exc).__name__}: {exc}"[:2000]
+            out = {
+                "records": [],
+                "rejects": [
+                    {
+                        "doc_id": document["id"],
+                        "stage": "runner",
+                        "attempts": 0,
+                        "code": "internal_error",
+                        "reason": reason,
+                        "problems": [{"code": "internal_error", "message": reason, "where": ""}],
+                    }
+                ],
+                "usage": [],
+            }
+        finished = time.time()
+        records = list(out.get("records") or [])
+        rejects = list(out.get("rejects") or [])
+        reject = rejects[0] if rejects and not records else None
+        usage = summarize_usage(list(out.get("usage") or []))
+        if records:
+            status, stage = "kept", "emit"
+        elif reject is not None and reject.get("code") == "transport":
+            status, stage = "failed", str(reject.get("stage") or "?")
+        else:
+            status, stage = "rejected", str((reject or {}).get("stage") or "?")
+        saved = self._save_environments(list(out.get("environments") or []))
+        self.store.save_document(
+            {**document, "text_sha256": text_sha256(document["text"])},
+            status=status,
+            stage=stage,
+            records=records,
+            reject=reject,
+            usage=usage,
+            started_at=started,
+            finished_at=finished,
+            settings_fingerprint=self.fingerprint,
+            environments=saved,
+            isolation=_isolation_label(records),
+        )
+        self._count(status, stage, records, usage, weight, reject)
+
+    def _count(
+        self,
+        status: str,
+        stage: str,
+        records: list[dict[str, Any]],
+        usage: Mapping[str, Mapping[str, float]],
+        weight: float,
+        reject: dict[str, Any] | None,
+    ) -> None:
+        counters = self.counters
+        counters.processed += 1
+        counters.done += weight
+        total = usage.get("total") or {}
+        counters.input_tokens += int(total.get("input_tokens", 0))
+        counters.output_tokens += int(total.get("output_tokens", 0))
+        if status == "failed":
+            counters.failed += 1
+            self.consecutive_failures += 1
+            self.last_failure = str((reject or {}).get("reason") or "")
+            if self.consecutive_failures >= self.options.failure_threshold:
+                self._stop()
+            return
+        self.consecutive_failures = 0
+        if status == "kept":
+            counters.kept += 1
+            counters.records += len(records)
+        else:
+            counters.rejected[stage] += 1
+
+    def _stop(self) -> None:
+        if self.stopped_reason is not None:
+            return
+        where = redact_url(self.endpoint) or "the configured endpoint"
+        detail = self.last_failure.splitlines()[0] if self.last_failure else "no answer"
+        detail = detail.removeprefix("model call failed ")
+        self.stopped_reason = f"cannot reach the model server at {where}: {detail}"[:500]
+
+    def _save_environments(self, environments: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+        """Write each new environment to `environments/<name>/` (suffixed on a name clash)."""
+        from gem_graph.environment import EnvironmentFormatError, load_environment, save_environment
+        from gem_graph.stages.implement import environment_from_state
+
+        saved: dict[str, tuple[str, str]] = {}
+        for data in environments:
+            try:
+                env = environment_from_state(data)
+            except (EnvironmentFormatError, KeyError, TypeError):
+                continue
+            sha = env.content_hash()
+            if sha in saved or self.store.environment_path(sha):
+                continue
+            name = _SAFE_NAME.sub("_", env.name).strip("._") or "environment"
+            for candidate in (name, f"{name}-{sha[:8]}"):
+                folder = self.env_dir / candidate
+                if folder.exists():
+                    try:
+                        same = load_environment(folder).content_hash() == sha
+                    except EnvironmentFormatError:
+                        same = False
+                    if not same:
+                        continue
+                else:
+                    staging = self.env_dir / f".{candidate}.{os.getpid()}.tmp"
+                    shutil.rmtree(staging, ignore_errors=True)
+                    save_environment(env, staging)
+                    os.replace(staging, folder)
+                saved[sha] = (env.name, str(folder.relative_to(self.options.run_dir)))
+                break
+        return saved
+
+    # ---- session ----------------------------------------------------------------------------
+
+    async def run(self, items: Iterable[CorpusItem]) -> None:
+        workers_n = max(1, self.options.concurrency)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers_n)
+        workers = [asyncio.create_task(self.work(queue)) for _ in range(workers_n)]
+        try:
+            await self.produce(items, queue)
+            for _ in workers:
+                await queue.put(None)
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+
+
+async def run_corpus(
+    items: Iterable[CorpusItem],
+    *,
+    llm: BaseChatModel,
+    settings: Settings,
+    options: RunOptions,
+) -> RunSummary:
+    """Run every item through the document graph into the store in `options.run_dir`.
+
+    Works with any `BaseChatModel` (ChatOpenAI, the scripted model, …). Raises
+    `SettingsMismatch` when the folder was made with other output settings,
+    `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
+    document-level problems never raise.
+    """
+    from gem_graph.graph import build_gem_graph
+
+    if options.concurrency < 1:
+        raise RunError("concurrency must be at least 1")
+    if options.requests_per_second is not None and options.requests_per_second <= 0:
+        raise RunError("requests per second must be positive")
+    options.resolved_segment_chars(settings)
+    endpoint = options.endpoint or model_endpoint(llm)
+    if options.preflight and endpoint:
+        preflight(endpoint)
+    store = RunStore(options.run_dir, create=True)
+    cache: SQLiteLLMCache | None = None
+    sandbox: Any = None
+    session = 0
+    runner: _Runner | None = None
+    started = time.monotonic()
+    stopped: str | None = "interrupted"
+    try:
+        current, _ = check_settings(store, settings, options)
+        session = store.start_session(current)
+        if options.cache_path is not None:
+            namespace = "|".join(f"{k}={v}" for k, v in sorted(prompt_versions().items()))
+            cache = SQLiteLLMCache(options.cache_path, namespace=namespace)
+        model = prepare_model(llm, cache=cache, requests_per_second=options.requests_per_second)
+        if settings.pipeline.execute:
+            from gem_graph.sandbox import Sandbox, SandboxUnavailable
+
+            sandbox = Sandbox(settings.sandbox)
+            try:
+                await sandbox.start()
+            except SandboxUnavailable as exc:
+                raise RunError(f"the sandbox cannot run at the requested tier: {exc}") from None
+        graph = build_gem_graph(llm=model, settings=settings, sandbox=sandbox)
+        runner = _Runner(
+            graph=graph,
+            store=store,
+            settings=settings,
+            options=options,
+            settings_fingerprint=current,
+            endpoint=endpoint,
+        )
+        with ProgressDisplay(runner.counters, enabled=options.progress):
+            await runner.run(items)
+        stopped = runner.stopped_reason
+    finally:
+        if sandbox is not None:
+            await sandbox.aclose()
+        if session:
+            store.finish_session(
+                session,
+                processed=runner.counters.processed if runner else 0,
+                stopped_reason=stopped,
+            )
+        summary = store.summary()
+        store.close()
+        if cache is not None:
+            cache.close()
+    counters = runner.counters
+    return RunSummary(
+        run_dir=options.run_dir,
+        processed=counters.processed,
+        skipped=counters.skipped,
+        kept=counters.kept,
+        rejected=counters.rejected_total,
+        failed=counters.failed,
+        records=counters.records,
+        wall_seconds=round(time.monotonic() - started, 3),
+        stopped_reason=stopped,
+        summary=summary,
+        cache_hits=cache.hits if cache is not None else 0,
+    )
