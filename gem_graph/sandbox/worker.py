@@ -569,8 +569,9 @@ def _child_main(
 
 def main() -> None:
     mode, config = sys.argv[1], _loads(sys.argv[2])
-    for name in PRELOAD:
-        importlib.import_module(name)
+    if mode == "zygote":  # shared by every forked child; a fresh worker imports on demand
+        for name in PRELOAD:
+            importlib.import_module(name)
     _install_runtime(config["runtime_path"])
     if mode == "zygote":
         run_zygote(config)
