@@ -42,7 +42,11 @@ def _tool(name: str, description: str, props: dict[str, Any], read_only: bool) -
 
 
 def _call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
 def _msg(role: str, content: str | None, calls: Any = None, call_id: str | None = None) -> dict:
@@ -122,9 +126,7 @@ def respond(request: dict[str, Any]) -> Answer | Fault:
     name = requested_schema_name(request)
     prompt = json.dumps(request["messages"])
     if name is None:
-        name = next(
-            n for n in ("FilterOutput", *PAYLOADS) if f'\\"title\\": \\"{n}\\"' in prompt
-        )
+        name = next(n for n in ("FilterOutput", *PAYLOADS) if f'\\"title\\": \\"{n}\\"' in prompt)
     if name == "FilterOutput":
         payload = FILTER_NO if "NEWS" in prompt else FILTER_OK
     else:
