@@ -40,6 +40,8 @@ class AttemptSettings(_Strict):
     ground: int = Field(default=3, ge=1)
     refine: int = Field(default=2, ge=1)
     judge: int = Field(default=2, ge=1)
+    synthesizer: int = Field(default=3, ge=1)
+    """Drafts of the one-call Trajectory Synthesizer (tools, environment and dialogue)."""
 
 
 class SandboxSettings(_Strict):

@@ -1,0 +1,388 @@
+"""Synthesizer mode: one model call writes tools, environment and dialogue; the checks stay.
+
+    START → intake ─bad input→ reject
+              │
+          synthesizer ⇄ check            parse, tool schemas, smoke test, sandbox replay
+              │
+            judge → emit | reject        (judge on)
+
+The graph takes and gives the same shapes as the document graph (`GemInput` / `GemOutput`),
+so the runner can use either. Records say `provenance.mode == "synthesizer"`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.errors import NodeError
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, RetryPolicy
+
+from gem_graph.checks.arguments import parse_arguments
+from gem_graph.checks.grounding import check_grounding
+from gem_graph.checks.problems import ProblemDict, format_feedback, problem
+from gem_graph.checks.tools import check_tools
+from gem_graph.checks.trajectory import call_arguments, call_name, check_trajectory, iter_tool_calls
+from gem_graph.environment import (
+    DatabaseBuildError,
+    Environment,
+    EnvironmentFormatError,
+    build_database,
+    environment_ref,
+    make_environment,
+)
+from gem_graph.graph import _failure_handler, _intake, _SandboxProvider, _validate_llm
+from gem_graph.llm import StructuredLLM, _invoke, _message_text, _usage, is_retryable
+from gem_graph.prompts import load_prompt
+from gem_graph.records import build_record, build_reject
+from gem_graph.settings import Settings
+from gem_graph.stages.common import StageContext
+from gem_graph.stages.implement import environment_from_state, environment_to_state
+from gem_graph.stages.judge import judge_node, route_judge
+from gem_graph.state import GemInput, GemOutput, GemState
+from gem_graph.synthesizer.format import (
+    SynthTarget,
+    TargetFormatError,
+    parse_target,
+    render_target,
+)
+
+STAGE = "synthesizer"
+INSTRUCTION = "Turn the following text into multi-turn tool-use trajectories."
+"""The fixed instruction of the paper's Trajectory Synthesizer; training data uses it verbatim."""
+_BLOCKING = frozenset({"environment_crash", "sandbox_violation", "invalid_environment"})
+
+
+class SynthesizerState(GemState, total=False):
+    """The document state plus the model's raw answer (the tagged target document)."""
+
+    reply: str | None
+
+
+# ---- nodes --------------------------------------------------------------------------------
+
+
+async def synthesize_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """One attempt: fixed instruction + text (+ feedback) → the target document, as raw text.
+
+    The chat model is called directly (the answer is tagged text, not JSON) with the same
+    run metadata and usage accounting as `StageContext.ask`.
+    """
+    attempt = state.get("attempts", {}).get(STAGE, 0) + 1
+    feedback = state.get("feedback", "") if state.get("stage") == STAGE else ""
+    prompt = load_prompt(STAGE)
+    ctx.prompt_versions[STAGE] = prompt.key
+    messages = prompt.render(
+        instruction=INSTRUCTION, text=state["document"]["text"], feedback=feedback
+    )
+    config: dict[str, Any] = {
+        "run_name": f"gem.{STAGE}",
+        "metadata": {
+            "gem_stage": STAGE,
+            "gem_doc_id": str(state.get("document", {}).get("id", "?")),
+            "gem_attempt": attempt,
+            "gem_prompt": prompt.key,
+        },
+    }
+    started = time.perf_counter()
+    reply = await _invoke(ctx.llm.llm, messages, config)  # type: ignore[arg-type]
+    usage = _usage(STAGE, reply, time.perf_counter() - started)
+    return {
+        "stage": STAGE,
+        "attempts": {STAGE: attempt},
+        "usage": [dict(usage)],
+        "reply": _message_text(reply),
+    }
+
+
+def trajectory_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The dialogue's own calls as smoke-test example calls (`{"tool", "arguments"}`)."""
+    calls = []
+    for site in iter_tool_calls(messages):
+        name = call_name(site.call)
+        arguments = parse_arguments(call_arguments(site.call))
+        if isinstance(name, str) and isinstance(arguments, dict):
+            calls.append({"tool": name, "arguments": arguments})
+    return calls
+
+
+def _manifest(state: dict[str, Any], target: SynthTarget) -> dict[str, Any]:
+    document = state["document"]
+    return {
+        "name": f"env_{document['id']}",
+        "version": "1",
+        "description": f"Synthesized in one call from document {document['id']}.",
+        "source": {"doc_id": document["id"], "text_sha256": document.get("text_sha256")},
+        "tools": target["tools"],
+        "policy": target["environment"]["policy"],
+        "read_only_tools": target["environment"]["read_only_tools"],
+    }
+
+
+def _assemble(
+    state: dict[str, Any], target: SynthTarget
+) -> tuple[Environment | None, list[ProblemDict]]:
+    env = target["environment"]
+    try:
+        built = make_environment(
+            _manifest(state, target), env["schema_sql"], env["seed"], env["tools_py"]
+        )
+    except EnvironmentFormatError as exc:
+        return None, [problem("invalid_environment", str(exc), "tools/read_only_tools/seed")]
+    return built, []
+
+
+def _with_scenario_rows(env: Environment, rows: dict[str, Any]) -> Environment:
+    """The environment whose seed also holds the scenario rows, for the smoke test."""
+    seed = {table: list(items) for table, items in env.seed.items()}
+    for table, items in rows.items():
+        seed[table] = seed.get(table, []) + list(items)
+    return make_environment(env.manifest, env.schema_sql, seed, env.tools_py)
+
+
+def _rename(problems: list[ProblemDict]) -> list[ProblemDict]:
+    """Point the smoke test's wording at this answer's sections."""
+    return [
+        {
+            **p,
+            "where": p["where"]
+            .replace("example_calls[", "dialogue call ")
+            .replace("seed_json", "seed")
+            .replace("tools.py", "tools_py"),
+        }
+        for p in problems
+    ]
+
+
+async def _execute(
+    env: Environment, target: SynthTarget, sandbox: Any
+) -> tuple[list[ProblemDict], list[dict[str, Any]], dict[str, Any] | None]:
+    """Smoke-test the environment with the dialogue's calls, then replay the dialogue."""
+    from gem_graph.smoke import smoke_test
+    from gem_graph.verify import verify_trajectory  # the sandbox loads only when executing
+
+    messages = target["messages"]
+    rows = target["scenario"].get("rows") or {}
+    try:
+        build_database(env.schema_sql, env.seed, rows).close()
+        smoke_env = _with_scenario_rows(env, rows)
+    except (DatabaseBuildError, EnvironmentFormatError) as exc:
+        return (
+            [problem("invalid_environment", str(exc), "schema_sql/seed/scenario")],
+            messages,
+            None,
+        )
+    problems = _rename(await smoke_test(smoke_env, trajectory_calls(messages), sandbox))
+    if any(p["code"] in _BLOCKING for p in problems):
+        return problems, messages, None
+    result = await verify_trajectory(
+        environment=env,
+        messages=messages,
+        tools=target["tools"],
+        scenario=target["scenario"],
+        sandbox=sandbox,
+    )
+    return problems + result["problems"], result["messages"], result["verification"]
+
+
+def _rules(policy: str) -> list[str]:
+    lines = [line.strip().lstrip("-*• ").strip() for line in policy.splitlines()]
+    return [line for line in lines if line]
+
+
+async def check_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """Parse the answer, check the tools, build the environment and (with execution) run it."""
+    target, problems = parse_target(state.get("reply"))
+    if target is None:
+        return _failed(state, ctx, problems, None)
+    problems = check_tools(target["tools"])
+    env, found = _assemble(state, target)
+    problems += found
+    messages = target["messages"]
+    verification: dict[str, Any] | None = None
+    if env is not None and ctx.sandbox is not None:
+        found, messages, verification = await _execute(env, target, ctx.sandbox())
+        problems += found
+    else:
+        problems += check_trajectory(messages, target["tools"])
+        problems += check_grounding(messages, target["tools"])
+    if problems or env is None:
+        # With execution the tool messages now hold the real outputs: the model sees them.
+        return _failed(state, ctx, problems, {**target, "messages": messages})
+    return {
+        "problems": [],
+        "feedback": "",
+        "environment": environment_to_state(env),
+        "blueprint": {
+            "tools": target["tools"],
+            "rules": _rules(target["environment"]["policy"]),
+            "read_only_tools": target["environment"]["read_only_tools"],
+        },
+        "trajectory": {
+            "messages": messages,
+            "scenario": target["scenario"],
+            "tools": target["tools"],
+            "patterns": [],
+        },
+        "verification": verification,
+    }
+
+
+def synthesizer_feedback(
+    *, attempt: int, cap: int, problems: list[ProblemDict], previous: SynthTarget | None
+) -> str:
+    """The block appended to the next synthesizer prompt after a failed attempt."""
+    lines = [
+        f"## Feedback on your previous answer (attempt {attempt} of {cap} failed)",
+        "Your previous answer had these problems. Fix every one of them and answer again "
+        "with the complete document, all eight sections:",
+        format_feedback(problems),
+    ]
+    if previous is not None:
+        try:
+            rendered = render_target(previous)
+        except TargetFormatError:
+            rendered = None
+        if rendered is not None:
+            lines += [
+                "",
+                "Your previous answer, for reference (tool messages hold what the code "
+                "really returned where it could run):",
+                rendered,
+            ]
+    return "\n".join(lines)
+
+
+def _failed(
+    state: dict[str, Any],
+    ctx: StageContext,
+    problems: list[ProblemDict],
+    previous: SynthTarget | None,
+) -> dict[str, Any]:
+    return {
+        "problems": problems,
+        "feedback": synthesizer_feedback(
+            attempt=state["attempts"][STAGE],
+            cap=ctx.cap(STAGE),
+            problems=problems,
+            previous=previous,
+        ),
+    }
+
+
+def route_check(state: dict[str, Any], ctx: StageContext) -> str:
+    if state.get("problems"):
+        return STAGE if state["attempts"][STAGE] < ctx.cap(STAGE) else "reject"
+    return "judge" if ctx.settings.pipeline.judge else "emit"
+
+
+def _stage_failure_handler(kind: str) -> Callable[[dict[str, Any], NodeError], Command[str]]:
+    """The document graph's failure handler, reporting the synthesizer as the stage."""
+    handle = _failure_handler(kind)
+
+    def on_failure(state: dict[str, Any], error: NodeError) -> Command[str]:
+        stage = STAGE if error.node in (STAGE, "check") else state.get("stage", error.node)
+        return handle({**state, "stage": stage}, error)
+
+    return on_failure
+
+
+# ---- factories ----------------------------------------------------------------------------
+
+
+def build_synthesizer_state_graph(
+    *,
+    llm: BaseChatModel,
+    settings: Settings | None = None,
+    sandbox: Any | None = None,
+) -> StateGraph[SynthesizerState, None, GemInput, GemOutput]:
+    """The uncompiled synthesizer graph, for callers who compile it with their own options."""
+    llm = _validate_llm(llm)
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
+    execute = settings.pipeline.execute
+    if execute and settings.sandbox.tier == "none" and not settings.sandbox.allow_unsafe_none:
+        raise ValueError(
+            "sandbox tier 'none' runs untrusted tool code without confinement; "
+            "set sandbox.allow_unsafe_none=True to accept that explicitly"
+        )
+    ctx = StageContext(
+        llm=StructuredLLM(llm, method=settings.model.structured_method),
+        settings=settings,
+        model_name=str(
+            getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
+        ),
+        sandbox=_SandboxProvider(settings, sandbox) if execute else None,
+    )
+
+    def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return functools.partial(fn, ctx=ctx)
+
+    def emit(state: dict[str, Any]) -> dict[str, Any]:
+        env = state["environment"]
+        record = build_record(
+            state,
+            environment_ref=environment_ref(environment_from_state(env)),
+            model_name=ctx.model_name,
+            prompt_versions=ctx.prompt_versions,
+            mode="synthesizer",
+        )
+        return {"records": [record], "environments": [env]}
+
+    def reject(state: dict[str, Any]) -> dict[str, Any]:
+        return {"rejects": [build_reject(state)]}
+
+    retry = RetryPolicy(
+        max_attempts=settings.model.max_transport_retries + 1,
+        initial_interval=settings.model.retry_initial_s,
+        max_interval=settings.model.retry_max_s,
+        retry_on=is_retryable,
+    )
+    graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
+    on_transport_failure = _stage_failure_handler("transport")
+    graph.add_node("intake", functools.partial(_intake, settings=settings))
+    graph.add_node(
+        STAGE, bind(synthesize_node), retry_policy=retry, error_handler=on_transport_failure
+    )
+    graph.add_node("check", bind(check_node), error_handler=_stage_failure_handler("internal"))
+    graph.add_node("emit", emit)
+    graph.add_node("reject", reject)
+
+    graph.add_edge(START, "intake")
+    graph.add_conditional_edges(
+        "intake", lambda s: "reject" if s.get("reject_reason") else STAGE, [STAGE, "reject"]
+    )
+    graph.add_edge(STAGE, "check")
+    targets = [STAGE, "emit", "reject"]
+    if settings.pipeline.judge:
+        graph.add_node(
+            "judge", bind(judge_node), retry_policy=retry, error_handler=on_transport_failure
+        )
+        graph.add_conditional_edges("judge", bind(route_judge), ["judge", "emit", "reject"])
+        targets.append("judge")
+    graph.add_conditional_edges("check", bind(route_check), targets)
+    graph.add_edge("emit", END)
+    graph.add_edge("reject", END)
+    return graph
+
+
+def build_synthesizer_graph(
+    *,
+    llm: BaseChatModel,
+    settings: Settings | None = None,
+    sandbox: Any | None = None,
+    name: str = "gem_synthesizer",
+) -> CompiledStateGraph[SynthesizerState, None, GemInput, GemOutput]:
+    """The compiled synthesizer graph: same input and output as `build_gem_graph`.
+
+    Compiled without a checkpointer, so it embeds as a subgraph.
+    """
+    return build_synthesizer_state_graph(llm=llm, settings=settings, sandbox=sandbox).compile(
+        name=name
+    )
