@@ -13,12 +13,20 @@ from gem_graph.settings import SandboxSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "worker.py")
 RUNTIME = os.path.join(os.path.dirname(HERE), "runtime.py")
-MINIMAL_ENV = {"LC_ALL": "C.UTF-8", "PATH": "/nonexistent"}
-"""The worker's whole environment: never the caller's os.environ (it holds API keys)."""
+MINIMAL_ENV = {"LC_ALL": "C.UTF-8", "PATH": "/nonexistent", "PYTHONHASHSEED": "0"}
+"""The worker's whole environment: never the caller's os.environ (it holds API keys).
+
+A fixed hash seed keeps the iteration order of sets of strings identical across workers,
+machines and runs, so a replay next year returns what the trajectory recorded.
+"""
+
+INTERPRETER_FLAGS = ("-s", "-S", "-B", "-P")
+"""What `-I` gives (no user site, no script directory on sys.path) minus `-E`: the
+environment is ours alone (`MINIMAL_ENV`), and `-E` would ignore its PYTHONHASHSEED."""
 
 
 def python_executable() -> str:
-    """The real base interpreter (not the venv shim), run with -I -S so no site-packages load."""
+    """The real base interpreter (not the venv shim), run with -s -S -P so no site-packages load."""
     return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 
 
@@ -108,7 +116,7 @@ def worker_config(
 
 def worker_argv(mode: str, config: dict[str, Any], bwrap: str | None) -> list[str]:
     """Full argv; under bwrap the worker's files and the seccomp binding are bind-mounted."""
-    cmd = [python_executable(), "-I", "-S", "-B", WORKER, mode, json.dumps(config)]
+    cmd = [python_executable(), *INTERPRETER_FLAGS, WORKER, mode, json.dumps(config)]
     if bwrap is None:
         return cmd
     extra = [HERE, RUNTIME, *config["read_dirs"], *config["read_files"]]
