@@ -233,18 +233,21 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-SET_ORDER_TOOL = '''
+SET_ORDER_TOOL = """
 def words(db):
     return list({"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"})
-'''
+"""
 
 
 async def test_set_iteration_order_is_the_same_in_every_worker_and_sandbox(tier: str) -> None:
     """Replays in another process (or next year) must see the order the record saw."""
     orders = []
     for fork_server in (True, False):
-        async with Sandbox(test_settings(tier, fork_server=fork_server, prestart=0)) as sb:
-            async with await sb.open_episode(SET_ORDER_TOOL, make_db()) as ep:
-                orders.append((await ep.call("words", {}))["result"])
+        settings = test_settings(tier, fork_server=fork_server, prestart=0)
+        async with (
+            Sandbox(settings) as sb,
+            await sb.open_episode(SET_ORDER_TOOL, make_db()) as ep,
+        ):
+            orders.append((await ep.call("words", {}))["result"])
     assert orders[0] == orders[1]
     assert sorted(orders[0]) == sorted(set(orders[0])) and len(orders[0]) == 8
