@@ -226,6 +226,49 @@ def _isolation_label(records: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def save_environments(
+    store: RunStore, run_dir: Path, environments: list[dict[str, Any]]
+) -> dict[str, tuple[str, str]]:
+    """Write each environment not yet in the store to `run_dir/environments/<name>/`.
+
+    `environments` are the document graph's output entries (manifest, schema_sql, seed,
+    tools_py). A name already used by different content gets a `-<sha8>` suffix. Each folder
+    is written under a temporary name and renamed, so a kill never leaves half a folder.
+    Returns content hash → (environment name, folder relative to `run_dir`) for the store.
+    """
+    from gem_graph.environment import EnvironmentFormatError, load_environment, save_environment
+    from gem_graph.stages.implement import environment_from_state
+
+    env_dir = run_dir / "environments"
+    saved: dict[str, tuple[str, str]] = {}
+    for data in environments:
+        try:
+            env = environment_from_state(data)
+        except (EnvironmentFormatError, KeyError, TypeError):
+            continue
+        sha = env.content_hash()
+        if sha in saved or store.environment_path(sha):
+            continue
+        name = _SAFE_NAME.sub("_", env.name).strip("._") or "environment"
+        for candidate in (name, f"{name}-{sha[:8]}"):
+            folder = env_dir / candidate
+            if folder.exists():
+                try:
+                    same = load_environment(folder).content_hash() == sha
+                except EnvironmentFormatError:
+                    same = False
+                if not same:
+                    continue
+            else:
+                staging = env_dir / f".{candidate}.{os.getpid()}.tmp"
+                shutil.rmtree(staging, ignore_errors=True)
+                save_environment(env, staging)
+                os.replace(staging, folder)
+            saved[sha] = (env.name, folder.relative_to(run_dir).as_posix())
+            break
+    return saved
+
+
 class _Runner:
     """One session of a corpus run: producer, worker pool, store writes, counters."""
 
@@ -253,7 +296,6 @@ class _Runner:
         self.consecutive_failures = 0
         self.last_failure = ""
         self.stopped_reason: str | None = None
-        self.env_dir = options.run_dir / "environments"
 
     # ---- producer ---------------------------------------------------------------------------
 
@@ -368,7 +410,9 @@ class _Runner:
             status, stage = "failed", str(reject.get("stage") or "?")
         else:
             status, stage = "rejected", str((reject or {}).get("stage") or "?")
-        saved = self._save_environments(list(out.get("environments") or []))
+        saved = save_environments(
+            self.store, self.options.run_dir, list(out.get("environments") or [])
+        )
         self.store.save_document(
             {**document, "text_sha256": text_sha256(document["text"])},
             status=status,
@@ -420,39 +464,6 @@ class _Runner:
         detail = self.last_failure.splitlines()[0] if self.last_failure else "no answer"
         detail = detail.removeprefix("model call failed ")
         self.stopped_reason = f"cannot reach the model server at {where}: {detail}"[:500]
-
-    def _save_environments(self, environments: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-        """Write each new environment to `environments/<name>/` (suffixed on a name clash)."""
-        from gem_graph.environment import EnvironmentFormatError, load_environment, save_environment
-        from gem_graph.stages.implement import environment_from_state
-
-        saved: dict[str, tuple[str, str]] = {}
-        for data in environments:
-            try:
-                env = environment_from_state(data)
-            except (EnvironmentFormatError, KeyError, TypeError):
-                continue
-            sha = env.content_hash()
-            if sha in saved or self.store.environment_path(sha):
-                continue
-            name = _SAFE_NAME.sub("_", env.name).strip("._") or "environment"
-            for candidate in (name, f"{name}-{sha[:8]}"):
-                folder = self.env_dir / candidate
-                if folder.exists():
-                    try:
-                        same = load_environment(folder).content_hash() == sha
-                    except EnvironmentFormatError:
-                        same = False
-                    if not same:
-                        continue
-                else:
-                    staging = self.env_dir / f".{candidate}.{os.getpid()}.tmp"
-                    shutil.rmtree(staging, ignore_errors=True)
-                    save_environment(env, staging)
-                    os.replace(staging, folder)
-                saved[sha] = (env.name, str(folder.relative_to(self.options.run_dir)))
-                break
-        return saved
 
     # ---- session ----------------------------------------------------------------------------
 
