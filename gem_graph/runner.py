@@ -462,7 +462,7 @@ class _Runner:
             return
         where = redact_url(self.endpoint) or "the configured endpoint"
         detail = self.last_failure.splitlines()[0] if self.last_failure else "no answer"
-        detail = detail.removeprefix("model call failed ")
+        detail = re.sub(r"^model call failed \([^)]*\): ", "", detail)
         self.stopped_reason = f"cannot reach the model server at {where}: {detail}"[:500]
 
     # ---- session ----------------------------------------------------------------------------
