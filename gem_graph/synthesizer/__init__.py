@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from gem_graph.synthesizer.distill import distill_main, distill_run
 from gem_graph.synthesizer.format import (
     SECTIONS,
     SynthTarget,
@@ -28,6 +29,8 @@ __all__ = [
     "TargetFormatError",
     "build_synthesizer_graph",
     "build_synthesizer_state_graph",
+    "distill_main",
+    "distill_run",
     "parse_target",
     "render_target",
     "target_from_parts",
