@@ -65,6 +65,18 @@ def load_demo_responses(demo_dir: Path | None = None) -> dict[tuple[str, str], l
     return table
 
 
+def demo_documents(demo_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The bundled corpus as `{"id", "text", "meta"}` documents, for examples and notebooks."""
+    path = (demo_dir or default_demo_dir()) / CORPUS_FILE
+    documents = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            meta = {k: v for k, v in row.items() if k not in {"id", "text"}}
+            documents.append({"id": row["id"], "text": row["text"], "meta": meta})
+    return documents
+
+
 def load_demo_model(demo_dir: Path | None = None) -> ScriptedChatModel:
     """A scripted chat model answering every stage from the demo's response files."""
     table: dict[tuple[str, str], Sequence[Reply] | Reply] = dict(load_demo_responses(demo_dir))
