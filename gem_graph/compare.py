@@ -15,6 +15,16 @@ from typing import Any
 from gem_graph.checks.stats import trajectory_stats
 
 PIPELINE_STAGES = ("intake", "filter", "extract", "implement", "ground", "refine", "judge")
+ALL_STAGES = (
+    "intake",
+    "filter",
+    "extract",
+    "implement",
+    "ground",
+    "refine",
+    "synthesizer",
+    "judge",
+)
 SYNTHESIZER_STAGES = ("intake", "synthesizer", "judge")
 TRAJECTORY_STAGES = frozenset({"ground", "refine", "synthesizer"})
 """Stages whose check replays the dialogue: their rejects are failed verifications."""
@@ -228,7 +238,8 @@ def compare_runs(summary_a: Mapping[str, Any], summary_b: Mapping[str, Any]) -> 
         both(("records",), "kept trajectories", "count"),
         both(("yield",), "yield (kept / documents)", "percent"),
     ]
-    stages = list(dict.fromkeys([*summary_a["stages"], *summary_b["stages"]]))
+    present = {*summary_a["stages"], *summary_b["stages"]}
+    stages = [s for s in ALL_STAGES if s in present] + sorted(present - set(ALL_STAGES))
     for stage in stages:
         rows.append(both(("funnel", stage, "rate"), f"passed {stage}", "percent"))
     rows += [
