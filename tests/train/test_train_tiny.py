@@ -111,29 +111,63 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def assert_loss_went_down(out_dir: Path) -> None:
+def logged_losses(out_dir: Path) -> list[float]:
     history = json.loads((out_dir / "log_history.json").read_text())
-    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return [entry["loss"] for entry in history if "loss" in entry]
+
+
+def assert_loss_went_down(out_dir: Path) -> None:
+    losses = logged_losses(out_dir)
     assert len(losses) >= 10
     assert mean(losses[-3:]) < 0.8 * mean(losses[:3]), losses
 
 
-def assert_generates(merged: Path) -> None:
-    """The merged model reloads with plain transformers and continues a chat prompt."""
+def assert_saved_model_learned(out_dir: Path) -> None:
+    """OUT/merged reloads with plain transformers, scores the targets as well as training
+    ended (so the saved weights are the trained ones), and continues a chat prompt."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    merged = out_dir / "merged"
     tokenizer = AutoTokenizer.from_pretrained(merged)
-    model = AutoModelForCausalLM.from_pretrained(merged)
-    prompt = example("library card")["messages"][:-1]
+    model = AutoModelForCausalLM.from_pretrained(merged).eval()
+
+    target_losses = []
+    for row in TRAIN_ROWS:
+        prompt = tokenizer.apply_chat_template(
+            row["messages"][:-1], add_generation_prompt=True, tokenize=False
+        )
+        whole = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        whole_ids = tokenizer(whole, add_special_tokens=False)["input_ids"]
+        labels = [-100] * len(prompt_ids) + whole_ids[len(prompt_ids) :]
+        with torch.no_grad():
+            output = model(input_ids=torch.tensor([whole_ids]), labels=torch.tensor([labels]))
+        target_losses.append(float(output.loss))
+    assert mean(target_losses) < 0.85 * mean(logged_losses(out_dir)[:3])
+
     inputs = tokenizer.apply_chat_template(
-        prompt, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        TRAIN_ROWS[0]["messages"][:-1],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     with torch.no_grad():
         output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
     new_tokens = output[0, inputs["input_ids"].shape[1] :]
     assert 1 <= len(new_tokens) <= 8
     assert isinstance(tokenizer.decode(new_tokens), str)
+
+
+def assert_adapter_merged_into(base: Path, merged: Path) -> None:
+    """The LoRA deltas are folded into the attention weights, not left behind."""
+    from safetensors.torch import load_file
+
+    name = "model.layers.0.self_attn.q_proj.weight"
+    before = load_file(base / "model.safetensors")[name]
+    after = load_file(merged / "model.safetensors")[name]
+    assert before.shape == after.shape
+    assert (after - before).abs().max() > 1e-4
 
 
 TRAIN_ROWS = [example(topic, system=index % 3 != 0) for index, topic in enumerate(TOPICS)]
@@ -168,7 +202,8 @@ def test_lora_training_lowers_the_loss_and_saves_a_loadable_merged_model(tmp_pat
     saved = json.loads((merged / "tokenizer_config.json").read_text())
     template = saved.get("chat_template") or (merged / "chat_template.jinja").read_text()
     assert "<|im_start|>" in template
-    assert_generates(merged)
+    assert_saved_model_learned(out)
+    assert_adapter_merged_into(base, merged)
     card = (out / "README.md").read_text()
     assert f"vllm serve {merged} --served-model-name gem-synth" in card
     assert "--mode synthesizer" in card
@@ -192,7 +227,7 @@ def test_full_fine_tuning_through_the_command_line(tmp_path):
     assert code == EXIT_OK
     assert_loss_went_down(out)
     assert not (out / "adapter").exists()
-    assert_generates(out / "merged")
+    assert_saved_model_learned(out)
 
 
 def test_missing_train_file_is_one_clear_line(tmp_path, capsys):
