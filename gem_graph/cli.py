@@ -212,16 +212,6 @@ def run_run(args: argparse.Namespace) -> int:
 
     from gem_graph.config import ConfigError, build_settings, load_settings_file
     from gem_graph.corpus import CorpusError, count_corpus, read_corpus
-    from gem_graph.llm import make_chat_model
-    from gem_graph.report import render_summary
-    from gem_graph.runner import (
-        EndpointUnreachable,
-        RunError,
-        RunOptions,
-        SettingsMismatch,
-        run_corpus,
-    )
-    from gem_graph.store import StoreError
 
     try:
         file_data = load_settings_file(args.settings) if args.settings else {}
@@ -254,6 +244,18 @@ def run_run(args: argparse.Namespace) -> int:
         items = read_corpus(args.input, text_field=text_field, id_field=id_field)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
+    # The model stack is imported only once the arguments are known to be usable.
+    from gem_graph.llm import make_chat_model
+    from gem_graph.report import render_summary
+    from gem_graph.runner import (
+        EndpointUnreachable,
+        RunError,
+        RunOptions,
+        SettingsMismatch,
+        run_corpus,
+    )
+    from gem_graph.store import StoreError
+
     total = count_corpus(args.input)
     if total is not None and limit is not None:
         total = min(total, limit)
