@@ -108,6 +108,8 @@ class TrainResult(BaseModel):
     train_examples: int
     validation_examples: int
     truncated_examples: int
+    added_tokens: int
+    """Tokens added to the vocabulary (ChatML for a template-less tokenizer)."""
     steps: int
     first_loss: float | None
     final_loss: float | None
@@ -386,6 +388,7 @@ def train_synthesizer(
         train_examples=len(train_rows),
         validation_examples=len(validation_rows),
         truncated_examples=truncated,
+        added_tokens=len(added),
         steps=int(trainer.state.global_step),
         first_loss=losses[0] if losses else None,
         final_loss=losses[-1] if losses else None,
@@ -476,7 +479,8 @@ def model_card(config: TrainConfig, result: TrainResult) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
     adapter = ""
-    if result.adapter_dir is not None:
+    if result.adapter_dir is not None and not result.added_tokens:
+        # With added tokens the base vocabulary no longer fits; only the merged model serves.
         adapter = (
             f"\nvLLM can also serve the adapter on top of the base model:\n\n"
             f"```bash\nvllm serve {config.base_model} --enable-lora "
