@@ -4,9 +4,9 @@ Each kept record, with the environment it ran against, becomes one example whose
 the tagged target document (`render_target`). Splits are made by source document (segments
 of one document stay together), so no text appears in both train and validation. Output:
 
-    OUT_DIR/openai/{train,validation}.jsonl     {"messages": [user, assistant]}   (TRL)
-    OUT_DIR/sharegpt/{train,validation}.jsonl   {"conversations", "system"}       (LLaMA-Factory)
-    OUT_DIR/ids/{train,validation}.txt          the record id of each line
+    OUT_DIR/{train,validation}.openai.jsonl     {"messages": [user, assistant]}   (TRL)
+    OUT_DIR/{train,validation}.sharegpt.jsonl   {"conversations", "system"}       (LLaMA-Factory)
+    OUT_DIR/{train,validation}.ids.txt          the record id of each line
     OUT_DIR/README.md                           the dataset card
 
 The run store keeps text hashes, not texts, so the source texts come from the caller: a
@@ -242,10 +242,10 @@ def dataset_card(
         "configs:",
         "- config_name: openai",
         "  data_files:",
-        *[f"  - split: {s}\n    path: openai/{s}.jsonl" for s in SPLITS],
+        *[f"  - split: {s}\n    path: {s}.openai.jsonl" for s in SPLITS],
         "- config_name: sharegpt",
         "  data_files:",
-        *[f"  - split: {s}\n    path: sharegpt/{s}.jsonl" for s in SPLITS],
+        *[f"  - split: {s}\n    path: {s}.sharegpt.jsonl" for s in SPLITS],
         "---",
         "# Trajectory Synthesizer training data",
         "",
@@ -257,9 +257,10 @@ def dataset_card(
         "",
         f"Instruction: `{INSTRUCTION}`",
         "",
-        '- `openai/`: `{"messages": [user, assistant]}` per line (TRL SFT).',
-        '- `sharegpt/`: `{"conversations": [human, gpt], "system"}` per line (LLaMA-Factory).',
-        "- `ids/`: the source record id of each line.",
+        '- `*.openai.jsonl`: `{"messages": [user, assistant]}` per line (TRL SFT).',
+        '- `*.sharegpt.jsonl`: `{"conversations": [human, gpt], "system"}` per line '
+        "(LLaMA-Factory).",
+        "- `*.ids.txt`: the source record id of each line.",
         "",
         f"Split by source document (segments of one document stay together), seed {seed}, "
         f"validation fraction {val_fraction}. No source text is in both splits.",
@@ -364,13 +365,11 @@ def distill_run(
     for name, chosen in splits.items():
         result.counts[name] = len(chosen)
         result.documents[name] = len({e.group for e in chosen})
+        result.files.append(_write_jsonl(out_dir / f"{name}.openai.jsonl", map(to_openai, chosen)))
         result.files.append(
-            _write_jsonl(out_dir / "openai" / f"{name}.jsonl", map(to_openai, chosen))
+            _write_jsonl(out_dir / f"{name}.sharegpt.jsonl", map(to_sharegpt, chosen))
         )
-        result.files.append(
-            _write_jsonl(out_dir / "sharegpt" / f"{name}.jsonl", map(to_sharegpt, chosen))
-        )
-        ids = out_dir / "ids" / f"{name}.txt"
+        ids = out_dir / f"{name}.ids.txt"
         ids.parent.mkdir(parents=True, exist_ok=True)
         ids.write_text("".join(f"{e.record_id}\n" for e in chosen), encoding="utf-8")
         result.files.append(ids)

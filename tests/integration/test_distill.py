@@ -112,10 +112,10 @@ def test_splits_are_by_source_document_and_targets_parse_back(run, tmp_path) -> 
     }
     split_docs: dict[str, set[str]] = {}
     for split in ("train", "validation"):
-        ids = (out / "ids" / f"{split}.txt").read_text().split()
+        ids = (out / f"{split}.ids.txt").read_text().split()
         split_docs[split] = {doc_of[i] for i in ids}
-        openai = read_jsonl(out / "openai" / f"{split}.jsonl")
-        sharegpt = read_jsonl(out / "sharegpt" / f"{split}.jsonl")
+        openai = read_jsonl(out / f"{split}.openai.jsonl")
+        sharegpt = read_jsonl(out / f"{split}.sharegpt.jsonl")
         assert len(openai) == len(sharegpt) == len(ids) == result.counts[split]
         for record_id, row, share in zip(ids, openai, sharegpt, strict=True):
             assert set(row) == {"messages"}
@@ -152,8 +152,8 @@ def test_the_split_is_seeded_and_repeatable(run, tmp_path) -> None:
     again = distill_run(run_dir, tmp_path / "b", val_fraction=0.3, seed=7, texts=texts())
     assert first.counts == again.counts
     for split in ("train", "validation"):
-        a = (tmp_path / "a" / "ids" / f"{split}.txt").read_text()
-        assert a == (tmp_path / "b" / "ids" / f"{split}.txt").read_text()
+        a = (tmp_path / "a" / f"{split}.ids.txt").read_text()
+        assert a == (tmp_path / "b" / f"{split}.ids.txt").read_text()
 
 
 def test_the_card_reports_counts_stats_licences_and_the_run(run, tmp_path) -> None:
@@ -201,7 +201,7 @@ def test_texts_can_come_from_the_run_corpus(run, tmp_path, capsys) -> None:
     assert code == 0
     # shop-b's segments are not in this corpus file as separate texts: left out, reported
     assert "left out 2: source text unavailable" in capsys.readouterr().out
-    assert len(read_jsonl(tmp_path / "data" / "openai" / "train.jsonl")) == 4
+    assert len(read_jsonl(tmp_path / "data" / "train.openai.jsonl")) == 4
 
 
 def test_the_main_entry_fails_cleanly_without_a_run(tmp_path, capsys) -> None:
