@@ -126,10 +126,10 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
     usable, names, found = _check_drafts(drafts)
     problems.extend(found)
 
-    workflows = blueprint.get("workflows")
-    if not isinstance(workflows, list):
-        workflows = []
-    workflows = [w for w in workflows if isinstance(w, dict)]
+    raw_workflows = blueprint.get("workflows")
+    if not isinstance(raw_workflows, list):
+        raw_workflows = []
+    workflows = [w for w in raw_workflows if isinstance(w, dict)]
     if not workflows:
         problems.append(problem(_CODE, "the blueprint has no workflow", "workflows"))
     elif not any(len(_strings(w.get("steps"))) >= 2 for w in workflows):
@@ -143,7 +143,7 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
 
     used: set[str] = set()
     mentions: list[str] = []
-    for w_index, workflow in enumerate(blueprint.get("workflows") or []):
+    for w_index, workflow in enumerate(raw_workflows):
         if not isinstance(workflow, dict):
             problems.append(problem(_CODE, "a workflow must be an object", f"workflows[{w_index}]"))
             continue

@@ -40,7 +40,9 @@ def trajectory_stats(messages: Any, patterns: Any = None) -> dict[str, Any]:
     successful call of the same tool.
     """
     items = messages if isinstance(messages, list) else []
-    roles = Counter(m.get("role") for m in items if isinstance(m, dict))
+    roles = Counter(
+        role for m in items if isinstance(m, dict) and isinstance(role := m.get("role"), str)
+    )
     names: list[str] = []
     outcomes: list[tuple[str, bool]] = []  # (tool name, failed) for each answered call
     for site in iter_tool_calls(items):

@@ -137,7 +137,7 @@ def schema_problems(schema: Any, label: str, where: str) -> list[ProblemDict]:
         )
     else:
         for name in required:
-            if name not in properties:
+            if not isinstance(name, str) or name not in properties:
                 problems.append(
                     problem(
                         _CODE,

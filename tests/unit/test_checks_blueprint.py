@@ -27,8 +27,9 @@ def test_blueprint_must_be_an_object(garbage):
 
 
 def test_garbage_fields_are_problems_not_exceptions():
-    problems = check_blueprint({"workflows": "none", "tools": "x", "rules": None})
-    assert codes(problems) == ["invalid_blueprint"]
+    for workflows in ("none", 1.5, {"a": 1}):
+        problems = check_blueprint({"workflows": workflows, "tools": "x", "rules": None})
+        assert codes(problems) == ["invalid_blueprint"]
     problems = check_blueprint({"workflows": [None, {"example_calls": [None, 3]}], "tools": []})
     assert "invalid_blueprint" in codes(problems)
     assert "malformed_arguments" in codes(problems)

@@ -60,7 +60,9 @@ def test_success_of_another_tool_does_not_recover(retail_messages):
     assert stats["errors_recovered"] == 0
 
 
-@pytest.mark.parametrize("messages", [None, "x", [None, 3, {"role": "tool", "content": 5}]])
+@pytest.mark.parametrize(
+    "messages", [None, "x", [None, 3, {"role": "tool", "content": 5}, {"role": {"x": 1}}]]
+)
 def test_stats_of_garbage_never_raise(messages):
     stats = trajectory_stats(messages, "not a list")
     assert stats["tool_calls"] == 0

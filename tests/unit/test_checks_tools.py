@@ -121,6 +121,12 @@ def test_required_names_declared_properties(retail_tools):
     assert problems[0]["where"] == "tools[1].function.parameters.required"
 
 
+@pytest.mark.parametrize("required", ["order_id", [{}], [None]])
+def test_required_must_list_names(retail_tools, required):
+    params(retail_tools, 1)["required"] = required
+    assert codes(check_tools(retail_tools)) == ["invalid_tool_schema"]
+
+
 def test_every_property_has_a_type(retail_tools):
     del params(retail_tools, 1)["properties"]["order_id"]["type"]
     problems = check_tools(retail_tools)
