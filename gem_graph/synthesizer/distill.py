@@ -9,8 +9,8 @@ of one document stay together), so no text appears in both train and validation.
     OUT_DIR/{train,validation}.ids.txt          the record id of each line
     OUT_DIR/README.md                           the dataset card
 
-The run store keeps text hashes, not texts, so the source texts come from the caller: a
-`texts` mapping or the run's corpus file (re-segmented exactly as the run did). A record
+Source texts come from the run store's `documents.text` column when it has one, else from
+the caller: a `texts` mapping or the run's corpus file (re-segmented as the run did). A record
 whose text is unavailable, or differs from the hash it was made from, is skipped and
 counted in the card.
 """
@@ -306,6 +306,14 @@ def _run_info(store: Any | None, run_dir: Path) -> dict[str, Any]:
     return info
 
 
+def _stored_texts(store: Any | None) -> dict[str, str]:
+    """Texts the run store kept, if its `documents` table has a `text` column."""
+    if store is None or "text" not in store.db["documents"].columns_dict:
+        return {}
+    rows = store.conn.execute("SELECT id, text FROM documents WHERE text IS NOT NULL")
+    return {str(doc_id): str(text) for doc_id, text in rows}
+
+
 def _segment_chars(store: Any | None) -> int:
     options = (store.get_meta("options") if store is not None else None) or {}
     return int(options.get("segment_chars") or _DEFAULT_SEGMENT_CHARS)
@@ -344,7 +352,7 @@ def distill_run(
             source = [json.loads(line) for line in lines if line.strip()]
         else:
             source = list(records)
-        known: dict[str, str] = {}
+        known: dict[str, str] = _stored_texts(store)
         if corpus is not None:
             known.update(corpus_texts(Path(corpus), segment_chars=_segment_chars(store)))
         known.update(texts or {})

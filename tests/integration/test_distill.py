@@ -219,3 +219,22 @@ def test_the_files_load_with_hugging_face_datasets(run, tmp_path) -> None:
     assert loaded["validation"].num_rows == result.counts["validation"]
     shared = datasets.load_dataset(str(out), "sharegpt")
     assert shared["train"].column_names == ["conversations", "system"]
+
+
+def test_texts_kept_by_the_run_store_are_used(run, tmp_path) -> None:
+    """Without texts nothing can be distilled; once the store keeps them, no input is needed."""
+    import sqlite3
+
+    run_dir, _ = run
+    assert distill_run(run_dir, tmp_path / "none", val_fraction=0.2, seed=0).counts == {
+        "train": 0,
+        "validation": 0,
+    }
+    conn = sqlite3.connect(run_dir / "run.sqlite")
+    conn.execute("ALTER TABLE documents ADD COLUMN text TEXT")
+    for doc_id, text in texts().items():
+        conn.execute("UPDATE documents SET text = ? WHERE id = ?", (text, doc_id))
+    conn.commit()
+    conn.close()
+    result = distill_run(run_dir, tmp_path / "data", val_fraction=0.2, seed=0)
+    assert sum(result.counts.values()) == 6 and not result.skipped
