@@ -25,17 +25,20 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, RetryPolicy, Send
-from pydantic import ValidationError
+from langgraph.types import Send
 
-from gem_graph.checks.problems import problem
 from gem_graph.environment import environment_ref
-from gem_graph.llm import StructuredLLM, is_retryable
-from gem_graph.records import build_record, build_reject, text_sha256
-from gem_graph.schemas import Document
+from gem_graph.llm import StructuredLLM
+from gem_graph.nodes import (
+    SandboxProvider,
+    failure_handler,
+    intake_node,
+    transport_retry_policy,
+    validate_llm,
+)
+from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
 from gem_graph.stages.common import StageContext, route_after_check
 from gem_graph.stages.extract import check_blueprint_node, extract_node
@@ -51,99 +54,6 @@ from gem_graph.stages.refine import refine_node
 from gem_graph.stages.verify import route_verify, verify_node
 from gem_graph.state import CorpusInput, CorpusState, GemInput, GemOutput, GemState
 
-LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge")
-
-
-class _SandboxProvider:
-    """The sandbox for the running event loop: a given one, or one made per loop."""
-
-    def __init__(self, settings: Settings, given: Any | None) -> None:
-        self._settings = settings
-        self._given = given
-        self._made: tuple[asyncio.AbstractEventLoop, Any] | None = None
-
-    def __call__(self) -> Any:
-        if self._given is not None:
-            return self._given
-        from gem_graph.sandbox import Sandbox
-
-        loop = asyncio.get_running_loop()
-        if self._made is None or self._made[0] is not loop:
-            self._made = (loop, Sandbox(self._settings.sandbox))
-        return self._made[1]
-
-
-def _validate_llm(llm: Any) -> BaseChatModel:
-    if not isinstance(llm, BaseChatModel):
-        raise TypeError(
-            "llm must be a langchain BaseChatModel (e.g. gem_graph.llm.make_chat_model() or "
-            f"ChatOpenAI(...)), got {type(llm).__name__}"
-        )
-    return llm
-
-
-def _intake(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Validate the document at the boundary; bad input becomes a reject, not an exception."""
-    raw = state.get("document")
-    try:
-        doc = Document.model_validate(raw)
-    except ValidationError as exc:
-        doc_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") else "?"
-        first = exc.errors()[0]
-        reason = f"invalid document: {'.'.join(map(str, first['loc']))}: {first['msg']}"
-        return {
-            "document": {"id": doc_id, "text": ""},
-            "stage": "intake",
-            "reject_reason": {"code": "invalid_input", "reason": reason},
-        }
-    document = {**doc.model_dump(), "text_sha256": text_sha256(doc.text)}
-    if not doc.text.strip():
-        return {
-            "document": document,
-            "stage": "intake",
-            "reject_reason": {"code": "invalid_input", "reason": "the text is empty"},
-        }
-    limit = settings.pipeline.max_text_chars
-    if len(doc.text) > limit:
-        return {
-            "document": document,
-            "stage": "intake",
-            "reject_reason": {
-                "code": "invalid_input",
-                "reason": f"the text has {len(doc.text)} characters, over "
-                f"the limit of {limit}; split it into segments first",
-            },
-        }
-    return {"document": document, "stage": "intake"}
-
-
-def _failure_handler(kind: str) -> Callable[[dict[str, Any], NodeError], Command[str]]:
-    """Turn an error that survived the retry policy into a reject record."""
-
-    def handle(state: dict[str, Any], error: NodeError) -> Command[str]:
-        exc = error.error
-        stage = error.node if error.node in LLM_STAGES else state.get("stage", error.node)
-        if kind == "transport":
-            retry = "after retries" if is_retryable(exc) else "not retryable"
-            reason = f"model call failed ({retry}): {type(exc).__name__}: {exc}"
-            code = "transport"
-        else:
-            reason = f"{error.node} failed: {type(exc).__name__}: {exc}"
-            code = "sandbox_violation" if "Sandbox" in type(exc).__name__ else "internal_error"
-        return Command(
-            update={
-                "stage": stage,
-                "reject_reason": {
-                    "code": code,
-                    "reason": reason[:2000],
-                    "problems": [problem(code, reason[:2000], error.node)],
-                },
-            },
-            goto="reject",
-        )
-
-    return handle
-
 
 def build_gem_state_graph(
     *,
@@ -156,7 +66,7 @@ def build_gem_state_graph(
     `llm` answers every stage. `sandbox` (a `gem_graph.sandbox.Sandbox`) is optional: by
     default one is made per event loop when execution is on.
     """
-    llm = _validate_llm(llm)
+    llm = validate_llm(llm)
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
@@ -172,7 +82,7 @@ def build_gem_state_graph(
         model_name=str(
             getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
         ),
-        sandbox=_SandboxProvider(settings, sandbox) if execute else None,
+        sandbox=SandboxProvider(settings, sandbox) if execute else None,
     )
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,15 +101,10 @@ def build_gem_state_graph(
     def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
-    retry = RetryPolicy(
-        max_attempts=settings.model.max_transport_retries + 1,
-        initial_interval=settings.model.retry_initial_s,
-        max_interval=settings.model.retry_max_s,
-        retry_on=is_retryable,
-    )
+    retry = transport_retry_policy(settings)
     graph = StateGraph(GemState, input_schema=GemInput, output_schema=GemOutput)
-    on_transport_failure = _failure_handler("transport")
-    on_check_failure = _failure_handler("internal")
+    on_transport_failure = failure_handler("transport")
+    on_check_failure = failure_handler("internal")
 
     def add_llm_node(name: str, fn: Callable[..., Any]) -> None:
         graph.add_node(name, bind(fn), retry_policy=retry, error_handler=on_transport_failure)
@@ -207,7 +112,7 @@ def build_gem_state_graph(
     def add_check_node(name: str, fn: Callable[..., Any]) -> None:
         graph.add_node(name, bind(fn), error_handler=on_check_failure)
 
-    graph.add_node("intake", functools.partial(_intake, settings=settings))
+    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     add_llm_node("filter", filter_node)
     add_llm_node("extract", extract_node)
     add_check_node("check_blueprint", check_blueprint_node)

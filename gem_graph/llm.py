@@ -88,9 +88,10 @@ class MalformedResponseError(Exception):
     is_retryable = True
 
 
-async def _invoke(
+async def invoke_model(
     runnable: Any, messages: list[dict[str, str]], config: RunnableConfig | None
 ) -> Any:
+    """Call a model; an unreadable server reply becomes a retryable `MalformedResponseError`."""
     try:
         return await runnable.ainvoke(messages, config=config)
     except Exception as exc:
@@ -132,7 +133,8 @@ def extract_json_object(text: str) -> str:
     return text[start : end + 1] if 0 <= start < end else text
 
 
-def _message_text(message: BaseMessage | None) -> str:
+def message_text(message: BaseMessage | None) -> str:
+    """The text of a reply, or its first tool call's arguments as JSON when it has no text."""
     if message is None:
         return ""
     content = message.content
@@ -148,7 +150,8 @@ def _message_text(message: BaseMessage | None) -> str:
     return text
 
 
-def _usage(stage: str, message: BaseMessage | None, seconds: float) -> UsageEntry:
+def usage_entry(stage: str, message: BaseMessage | None, seconds: float) -> UsageEntry:
+    """One model call's usage record, from the reply's `usage_metadata`."""
     meta = getattr(message, "usage_metadata", None) or {}
     return {
         "stage": stage,
@@ -212,9 +215,9 @@ class StructuredLLM:
         started: float,
     ) -> StructuredResult[T]:
         if method == "json_text":
-            reply = await _invoke(self.llm, messages, config)
+            reply = await invoke_model(self.llm, messages, config)
             seconds = time.perf_counter() - started
-            reply_text = _message_text(reply)
+            reply_text = message_text(reply)
             try:
                 answer = schema.model_validate_json(extract_json_object(reply_text))
             except (ValidationError, ValueError) as exc:
@@ -222,18 +225,20 @@ class StructuredLLM:
                     None,
                     _describe_validation(exc),
                     reply_text,
-                    _usage(stage, reply, seconds),
+                    usage_entry(stage, reply, seconds),
                     method,
                 )
-            return StructuredResult(answer, None, reply_text, _usage(stage, reply, seconds), method)
+            return StructuredResult(
+                answer, None, reply_text, usage_entry(stage, reply, seconds), method
+            )
 
         runnable = self.llm.with_structured_output(schema, method=method, include_raw=True)
-        out: Any = await _invoke(runnable, messages, config)
+        out: Any = await invoke_model(runnable, messages, config)
         seconds = time.perf_counter() - started
         raw = out.get("raw") if isinstance(out, dict) else None
         raw_message = raw if isinstance(raw, AIMessage) else None
-        text = _message_text(raw_message)
-        usage = _usage(stage, raw_message, seconds)
+        text = message_text(raw_message)
+        usage = usage_entry(stage, raw_message, seconds)
         parsed = out.get("parsed") if isinstance(out, dict) else None
         if isinstance(parsed, schema):
             return StructuredResult(parsed, None, text, usage, method)

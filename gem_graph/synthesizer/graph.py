@@ -18,10 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, RetryPolicy
 
 from gem_graph.checks.arguments import parse_arguments
 from gem_graph.checks.grounding import check_grounding
@@ -36,8 +34,14 @@ from gem_graph.environment import (
     environment_ref,
     make_environment,
 )
-from gem_graph.graph import _failure_handler, _intake, _SandboxProvider, _validate_llm
-from gem_graph.llm import StructuredLLM, _invoke, _message_text, _usage, is_retryable
+from gem_graph.llm import StructuredLLM, invoke_model, message_text, usage_entry
+from gem_graph.nodes import (
+    SandboxProvider,
+    failure_handler,
+    intake_node,
+    transport_retry_policy,
+    validate_llm,
+)
 from gem_graph.prompts import load_prompt
 from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
@@ -90,13 +94,13 @@ async def synthesize_node(state: dict[str, Any], ctx: StageContext) -> dict[str,
         },
     }
     started = time.perf_counter()
-    reply = await _invoke(ctx.llm.llm, messages, config)  # type: ignore[arg-type]
-    usage = _usage(STAGE, reply, time.perf_counter() - started)
+    reply = await invoke_model(ctx.llm.llm, messages, config)  # type: ignore[arg-type]
+    usage = usage_entry(STAGE, reply, time.perf_counter() - started)
     return {
         "stage": STAGE,
         "attempts": {STAGE: attempt},
         "usage": [dict(usage)],
-        "reply": _message_text(reply),
+        "reply": message_text(reply),
     }
 
 
@@ -281,17 +285,6 @@ def route_check(state: dict[str, Any], ctx: StageContext) -> str:
     return "judge" if ctx.settings.pipeline.judge else "emit"
 
 
-def _stage_failure_handler(kind: str) -> Callable[[dict[str, Any], NodeError], Command[str]]:
-    """The document graph's failure handler, reporting the synthesizer as the stage."""
-    handle = _failure_handler(kind)
-
-    def on_failure(state: dict[str, Any], error: NodeError) -> Command[str]:
-        stage = STAGE if error.node in (STAGE, "check") else state.get("stage", error.node)
-        return handle({**state, "stage": stage}, error)
-
-    return on_failure
-
-
 # ---- factories ----------------------------------------------------------------------------
 
 
@@ -302,7 +295,7 @@ def build_synthesizer_state_graph(
     sandbox: Any | None = None,
 ) -> StateGraph[SynthesizerState, None, GemInput, GemOutput]:
     """The uncompiled synthesizer graph, for callers who compile it with their own options."""
-    llm = _validate_llm(llm)
+    llm = validate_llm(llm)
     settings = settings or Settings()
     if not isinstance(settings, Settings):
         raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
@@ -318,7 +311,7 @@ def build_synthesizer_state_graph(
         model_name=str(
             getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
         ),
-        sandbox=_SandboxProvider(settings, sandbox) if execute else None,
+        sandbox=SandboxProvider(settings, sandbox) if execute else None,
     )
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -338,19 +331,14 @@ def build_synthesizer_state_graph(
     def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
-    retry = RetryPolicy(
-        max_attempts=settings.model.max_transport_retries + 1,
-        initial_interval=settings.model.retry_initial_s,
-        max_interval=settings.model.retry_max_s,
-        retry_on=is_retryable,
-    )
+    retry = transport_retry_policy(settings)
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
-    on_transport_failure = _stage_failure_handler("transport")
-    graph.add_node("intake", functools.partial(_intake, settings=settings))
+    on_transport_failure = failure_handler("transport")
+    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     graph.add_node(
         STAGE, bind(synthesize_node), retry_policy=retry, error_handler=on_transport_failure
     )
-    graph.add_node("check", bind(check_node), error_handler=_stage_failure_handler("internal"))
+    graph.add_node("check", bind(check_node), error_handler=failure_handler("internal"))
     graph.add_node("emit", emit)
     graph.add_node("reject", reject)
 

@@ -106,8 +106,15 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, extra)
         elif fault.kind == "400":
-            self._send(400, {"error": {"message": "response_format json_schema is not supported",
-                                       "type": "invalid_request_error"}})
+            self._send(
+                400,
+                {
+                    "error": {
+                        "message": "response_format json_schema is not supported",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
         elif fault.kind == "500":
             self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
         elif fault.kind == "reset":
@@ -131,16 +138,27 @@ class _Handler(BaseHTTPRequestHandler):
         completion = answer.completion_tokens
         if completion is None:
             completion = max(1, len(text) // 4)
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def _message(self, answer: Answer) -> tuple[dict[str, Any], str]:
         if answer.tool_call is not None:
             name, args = answer.tool_call
             arguments = json.dumps(args, ensure_ascii=False)
-            return {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": name, "arguments": arguments}}]}, arguments
+            return {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": name, "arguments": arguments},
+                    }
+                ],
+            }, arguments
         return {"role": "assistant", "content": answer.content}, answer.content
 
     def _completion(self, request: dict[str, Any], answer: Answer) -> dict[str, Any]:
@@ -150,23 +168,40 @@ class _Handler(BaseHTTPRequestHandler):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.get("model", "loopback"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if answer.tool_call else "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if answer.tool_call else "stop",
+                }
+            ],
             "usage": self._usage(request, answer, text),
         }
 
     def _stream(self, request: dict[str, Any], answer: Answer) -> None:
         message, text = self._message(answer)
-        base = {"id": "chatcmpl-loopback", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": request.get("model", "loopback")}
+        base = {
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": request.get("model", "loopback"),
+        }
         delta: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
             delta["tool_calls"] = [{"index": 0, **call}]
         chunks = [
             {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
-            {**base, "choices": [{"index": 0, "delta": {},
-                                  "finish_reason": "tool_calls" if answer.tool_call else "stop"}]},
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {},
+                        "finish_reason": "tool_calls" if answer.tool_call else "stop",
+                    }
+                ],
+            },
             {**base, "choices": [], "usage": self._usage(request, answer, text)},
         ]
         payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
@@ -175,8 +210,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: dict[str, Any], extra: dict[str, str] | None = None) -> None:
         self._raw(status, json.dumps(body).encode(), extra=extra)
 
-    def _raw(self, status: int, data: bytes, *, content_type: str = "application/json",
-             extra: dict[str, str] | None = None) -> None:
+    def _raw(
+        self,
+        status: int,
+        data: bytes,
+        *,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

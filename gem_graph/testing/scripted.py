@@ -91,12 +91,11 @@ class ScriptedChatModel(BaseChatModel):
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def calls_for(self, stage: str, doc_id: str | None = None) -> list[ScriptedCall]:
-        return [
-            c for c in self.calls if c.key.stage == stage and doc_id in (None, c.key.doc_id)
-        ]
+        return [c for c in self.calls if c.key.stage == stage and doc_id in (None, c.key.doc_id)]
 
-    def _answer(self, messages: list[BaseMessage], metadata: Mapping[str, Any], **kwargs: Any
-                ) -> ChatResult:
+    def _answer(
+        self, messages: list[BaseMessage], metadata: Mapping[str, Any], **kwargs: Any
+    ) -> ChatResult:
         key = ScriptKey(
             stage=str(metadata.get("gem_stage", "?")),
             doc_id=str(metadata.get("gem_doc_id", "?")),
@@ -111,8 +110,10 @@ class ScriptedChatModel(BaseChatModel):
         message: AIMessage
         if tools and isinstance(reply, dict):
             name = tools[0]["function"]["name"]
-            message = AIMessage(content="", tool_calls=[{"name": name, "args": reply,
-                                                         "id": f"call_{len(self.calls)}"}])
+            message = AIMessage(
+                content="",
+                tool_calls=[{"name": name, "args": reply, "id": f"call_{len(self.calls)}"}],
+            )
         else:
             message = AIMessage(content=text)
         prompt_chars = sum(len(str(m.content)) for m in messages)

@@ -1,0 +1,127 @@
+"""Nodes and policies the graph factories share: intake, failure handling, retries, sandbox.
+
+The document graph and the synthesizer graph are built from these, so a document is
+validated, retried and rejected the same way whichever mode produces its trajectory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.errors import NodeError
+from langgraph.types import Command, RetryPolicy
+from pydantic import ValidationError
+
+from gem_graph.checks.problems import problem
+from gem_graph.llm import is_retryable
+from gem_graph.records import text_sha256
+from gem_graph.schemas import Document
+from gem_graph.settings import Settings
+
+LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge", "synthesizer")
+"""Nodes that call the model: their failures are reported under their own name."""
+
+
+class SandboxProvider:
+    """The sandbox for the running event loop: a given one, or one made per loop."""
+
+    def __init__(self, settings: Settings, given: Any | None) -> None:
+        self._settings = settings
+        self._given = given
+        self._made: tuple[asyncio.AbstractEventLoop, Any] | None = None
+
+    def __call__(self) -> Any:
+        if self._given is not None:
+            return self._given
+        from gem_graph.sandbox import Sandbox
+
+        loop = asyncio.get_running_loop()
+        if self._made is None or self._made[0] is not loop:
+            self._made = (loop, Sandbox(self._settings.sandbox))
+        return self._made[1]
+
+
+def validate_llm(llm: Any) -> BaseChatModel:
+    """Fail at build time, with a clear message, when `llm` is not a chat model."""
+    if not isinstance(llm, BaseChatModel):
+        raise TypeError(
+            "llm must be a langchain BaseChatModel (e.g. gem_graph.llm.make_chat_model() or "
+            f"ChatOpenAI(...)), got {type(llm).__name__}"
+        )
+    return llm
+
+
+def intake_node(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Validate the document at the boundary; bad input becomes a reject, not an exception."""
+    raw = state.get("document")
+    try:
+        doc = Document.model_validate(raw)
+    except ValidationError as exc:
+        doc_id = str(raw.get("id")) if isinstance(raw, dict) and raw.get("id") else "?"
+        first = exc.errors()[0]
+        reason = f"invalid document: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        return {
+            "document": {"id": doc_id, "text": ""},
+            "stage": "intake",
+            "reject_reason": {"code": "invalid_input", "reason": reason},
+        }
+    document = {**doc.model_dump(), "text_sha256": text_sha256(doc.text)}
+    if not doc.text.strip():
+        return {
+            "document": document,
+            "stage": "intake",
+            "reject_reason": {"code": "invalid_input", "reason": "the text is empty"},
+        }
+    limit = settings.pipeline.max_text_chars
+    if len(doc.text) > limit:
+        return {
+            "document": document,
+            "stage": "intake",
+            "reject_reason": {
+                "code": "invalid_input",
+                "reason": f"the text has {len(doc.text)} characters, over "
+                f"the limit of {limit}; split it into segments first",
+            },
+        }
+    return {"document": document, "stage": "intake"}
+
+
+def failure_handler(kind: str) -> Callable[[dict[str, Any], NodeError], Command[str]]:
+    """Turn an error that survived the retry policy into a reject record."""
+
+    def handle(state: dict[str, Any], error: NodeError) -> Command[str]:
+        exc = error.error
+        stage = error.node if error.node in LLM_STAGES else state.get("stage", error.node)
+        if kind == "transport":
+            retry = "after retries" if is_retryable(exc) else "not retryable"
+            reason = f"model call failed ({retry}): {type(exc).__name__}: {exc}"
+            code = "transport"
+        else:
+            reason = f"{error.node} failed: {type(exc).__name__}: {exc}"
+            code = "sandbox_violation" if "Sandbox" in type(exc).__name__ else "internal_error"
+        return Command(
+            update={
+                "stage": stage,
+                "reject_reason": {
+                    "code": code,
+                    "reason": reason[:2000],
+                    "problems": [problem(code, reason[:2000], error.node)],
+                },
+            },
+            goto="reject",
+        )
+
+    return handle
+
+
+def transport_retry_policy(settings: Settings) -> RetryPolicy:
+    """Retry only retryable transport errors, with exponential back-off; never bad answers."""
+    return RetryPolicy(
+        max_attempts=settings.model.max_transport_retries + 1,
+        initial_interval=settings.model.retry_initial_s,
+        max_interval=settings.model.retry_max_s,
+        retry_on=is_retryable,
+    )
