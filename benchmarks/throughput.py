@@ -1,15 +1,16 @@
 """Runner throughput against an OpenAI-compatible loopback server with a fixed latency per call.
 
-    python benchmarks/throughput.py [--latency 0.2] [--quick]
+    python benchmarks/throughput.py [--latency 0.2] [--memory-docs 300]
 
 The server runs in its own process (so its threads do not compete with the runner for the
 GIL) and answers every stage of a small procedure with scripted JSON after `--latency`
-seconds. For each concurrency the runner processes enough documents to run ~5 s, and the
-table compares documents/s with the ideal bound concurrency / (calls per document ×
-latency). Execution is off for the main table (the runner's own overhead); when the
-sandbox is available one more row runs with execution on (implement + sandbox replay of
-the retail reference environment). Peak memory per 1,000 documents in flight comes from
-tracemalloc over a run with 1,000 documents in flight at once.
+seconds. For each concurrency the runner processes a fixed corpus, and the table compares
+documents/s with the ideal bound concurrency / (calls per document × latency), next to the
+bare document graph (no runner, no store) at the same concurrency. Execution is off for
+the main table (the runner's own overhead); when the sandbox is available one more row
+runs with execution on (implement + sandbox replay of the retail reference environment).
+Memory per 1,000 documents in flight is the RSS high-water mark of a forked child running
+`--memory-docs` documents all in flight at once.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,15 @@ def respond(request: dict[str, Any]) -> Answer | Fault:
 
 
 def _serve(latency: float, pipe: Any) -> None:
+    """Server process: serve until told to stop, then report how many requests it answered."""
+    from gem_graph.testing import openai_server
+
+    # One segment per reply: without this, Nagle + delayed ACK add ~40 ms to each call.
+    openai_server._Handler.disable_nagle_algorithm = True
     with LoopbackOpenAIServer(respond, latency_s=latency) as server:
-        server._server.request_queue_size = 2048  # noqa: SLF001 - benchmark only
+        server._server.socket.listen(4096)  # room for 1,000 connections at once
         pipe.send(server.base_url)
-        pipe.recv()  # wait until told to stop
+        pipe.recv()
         pipe.send(len(server.requests))
 
 
@@ -184,6 +190,7 @@ def write_corpus(folder: Path, n: int) -> Path:
 async def one_run(
     base_url: str, corpus: Path, run_dir: Path, *, concurrency: int, execute: bool
 ) -> tuple[float, int, int]:
+    """One `run_corpus` session; returns (seconds, kept, processed)."""
     settings = settings_for(base_url, execute=execute)
     options = RunOptions(run_dir=run_dir, concurrency=concurrency, progress=False)
     started = time.perf_counter()
@@ -193,19 +200,88 @@ async def one_run(
     return time.perf_counter() - started, result.kept, result.processed
 
 
+async def bare_graph(base_url: str, n: int, *, concurrency: int) -> tuple[float, int, int]:
+    """The document graph alone under a semaphore (no store, no runner), for comparison."""
+    from gem_graph.graph import build_gem_graph
+
+    settings = settings_for(base_url, execute=False)
+    graph = build_gem_graph(llm=make_chat_model(settings.model), settings=settings)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> int:
+        async with gate:
+            out = await graph.ainvoke({"document": {"id": f"b{i}", "text": f"{TEXT}\n{i}"}})
+            return len(out["records"])
+
+    started = time.perf_counter()
+    kept = sum(await asyncio.gather(*(one(i) for i in range(n))))
+    return time.perf_counter() - started, kept, n
+
+
+def _memory_child(base_url: str, corpus: Path, run_dir: Path, n: int, pipe: Any) -> None:
+    """Forked child: RSS high-water mark minus the starting RSS over one run of n in flight."""
+
+    def status(field: str) -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = status("VmRSS")
+    asyncio.run(one_run(base_url, corpus, run_dir, concurrency=n, execute=False))
+    pipe.send(status("VmHWM") - before)
+
+
 def sandbox_available() -> bool:
     from gem_graph.sandbox import probe
 
     return probe()["tiers"].get("standard") is True
 
 
+Row = tuple[str, int, int, int, float, float, float, float]
+
+
+async def measure(
+    base_url: str, work: Path, plan: list[tuple[str, int, int, bool]], latency: float
+) -> list[Row]:
+    """Run every row of the plan, after a short warm-up run."""
+    await one_run(base_url, write_corpus(work, 4), work / "warm", concurrency=4, execute=False)
+    rows: list[Row] = []
+    for index, (label, concurrency, n, execute) in enumerate(plan):
+        ideal = concurrency / (calls_per_document(execute) * latency)
+        cpu = time.process_time()
+        if label == "bare graph":
+            seconds, kept, processed = await bare_graph(base_url, n, concurrency=concurrency)
+        else:
+            seconds, kept, processed = await one_run(
+                base_url,
+                write_corpus(work, n),
+                work / f"run-{index}",
+                concurrency=concurrency,
+                execute=execute,
+            )
+        cpu_ms = (time.process_time() - cpu) / processed * 1000
+        rate = processed / seconds
+        rows.append((label, concurrency, n, kept, seconds, rate, rate / ideal, cpu_ms))
+        print(
+            f"  {label:17} c={concurrency:<4} {processed} docs in {seconds:.1f} s "
+            f"({rate:.1f}/s, ratio {rate / ideal:.2f})",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--seconds", type=float, default=5.0, help="target length of each row")
-    parser.add_argument("--quick", action="store_true", help="shorter rows, no memory run")
+    parser.add_argument(
+        "--memory-docs",
+        type=int,
+        default=300,
+        help="documents in flight for the memory measurement (0: skip)",
+    )
     args = parser.parse_args()
-    target = 2.0 if args.quick else args.seconds
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
@@ -213,62 +289,68 @@ def main() -> int:
     server.start()
     base_url = parent.recv()
     work = Path(tempfile.mkdtemp(prefix="gem-bench-"))
-    rows: list[tuple[str, int, int, int, float, float, float]] = []
+    rows: list[Row] = []
+    memory: float | None = None
+    plan: list[tuple[str, int, int, bool]] = [
+        ("runner, exec off", 1, 6, False),
+        ("runner, exec off", 8, 40, False),
+        ("runner, exec off", 32, 96, False),
+        ("runner, exec off", 128, 192, False),
+        ("bare graph", 32, 96, False),
+    ]
+    if sandbox_available():
+        plan.append(("runner, exec on", 32, 64, True))
     try:
-        plan: list[tuple[str, int, bool]] = [(f"exec off", c, False) for c in (1, 8, 32, 128)]
-        if sandbox_available():
-            plan.append(("exec on (sandbox)", 32, True))
-        for label, concurrency, execute in plan:
-            calls = calls_per_document(execute)
-            ideal = concurrency / (calls * args.latency)
-            n = max(concurrency, round(ideal * target))
-            corpus = write_corpus(work, n)
-            run_dir = work / f"run-{label.split()[1]}-{concurrency}"
-            seconds, kept, processed = asyncio.run(
-                one_run(base_url, corpus, run_dir, concurrency=concurrency, execute=execute)
+        if args.memory_docs:
+            # First, in a fresh child: nothing has used an event loop or a client yet.
+            n = args.memory_docs
+            got, send = ctx.Pipe()
+            proc = ctx.Process(
+                target=_memory_child,
+                args=(base_url, write_corpus(work, n), work / "run-mem", n, send),
             )
-            rate = processed / seconds
-            rows.append((label, concurrency, n, kept, seconds, rate, rate / ideal))
-            print(
-                f"  {label:18} c={concurrency:<4} {n:5} docs  {kept:5} kept  {seconds:6.2f} s  "
-                f"{rate:7.1f} docs/s  ideal {ideal:7.1f}  ratio {rate / ideal:4.2f}",
-                flush=True,
-            )
-            shutil.rmtree(run_dir, ignore_errors=True)
-
-        memory = None
-        if not args.quick:
-            corpus = write_corpus(work, 1000)
-            tracemalloc.start()
-            baseline = tracemalloc.get_traced_memory()[0]
-            asyncio.run(
-                one_run(base_url, corpus, work / "run-mem", concurrency=1000, execute=False)
-            )
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            memory = (peak - baseline) / 1e6
+            proc.start()
+            delta = got.recv()
+            proc.join()
+            memory = delta / 1e6 / n * 1000
+        # All rows share one event loop: the OpenAI client pools connections per loop.
+        rows = asyncio.run(measure(base_url, work, plan, args.latency))
     finally:
         parent.send("stop")
-        total_requests = parent.recv() if parent.poll(5) else None
+        total_requests = parent.recv() if parent.poll(10) else None
         server.join(timeout=5)
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"Runner throughput, {args.latency * 1000:.0f} ms per model call (loopback server)")
-    print(f"{'mode':18} {'conc.':>5} {'docs':>6} {'kept':>6} {'wall s':>7} {'docs/s':>8} "
-          f"{'ideal/s':>8} {'ratio':>6}")
-    for label, concurrency, n, kept, seconds, rate, ratio in rows:
-        calls = 5 if "on" in label else 4
-        ideal = concurrency / (calls * args.latency)
-        print(f"{label:18} {concurrency:5} {n:6} {kept:6} {seconds:7.2f} {rate:8.1f} "
-              f"{ideal:8.1f} {ratio:6.2f}")
-    print("ideal = concurrency / (calls per document × latency); calls per document: 4 with "
-          "execution off (filter, extract, ground, judge), 5 with it on (+ implement)")
+    print(
+        f"Runner throughput, {args.latency * 1000:.0f} ms per model call "
+        f"(loopback server in its own process, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"{'mode':17} {'conc.':>5} {'docs':>5} {'kept':>5} {'wall s':>7} {'docs/s':>7} "
+        f"{'ideal/s':>8} {'ratio':>6} {'CPU ms/doc':>11}"
+    )
+    for label, concurrency, n, kept, seconds, rate, ratio, cpu_ms in rows:
+        ideal = rate / ratio
+        print(
+            f"{label:17} {concurrency:5} {n:5} {kept:5} {seconds:7.2f} {rate:7.1f} "
+            f"{ideal:8.1f} {ratio:6.2f} {cpu_ms:11.0f}"
+        )
+    print(
+        "ideal = concurrency / (calls per document × latency); calls per document: 4 with "
+        "execution off (filter, extract, ground, judge), 5 with it on (+ implement)."
+    )
+    print(
+        "CPU ms/doc: client-process CPU time per document (graph, LangChain, OpenAI client, "
+        "runner, store); the server's CPU is not included."
+    )
     if memory is not None:
-        print(f"peak traced memory with 1,000 documents in flight: {memory:.0f} MB "
-              f"(≈ {memory:.0f} MB per 1,000 documents in flight)")
+        print(
+            f"memory: ≈ {memory:.0f} MB RSS per 1,000 documents in flight "
+            f"(high-water mark over {args.memory_docs} in flight at once, scaled)"
+        )
     if total_requests is not None:
-        print(f"model requests served: {total_requests}")
+        print(f"model requests served: {total_requests:,}")
     return 0
 
 
