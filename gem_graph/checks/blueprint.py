@@ -80,10 +80,15 @@ def _check_drafts(
                 )
         if tool is None:
             continue
+        schema_ok = True
         for found_problem in check_tool(tool, where):
             found_problem["where"] = _draft_where(found_problem["where"], index)
+            schema_ok = schema_ok and not found_problem["where"].startswith(
+                f"{where}.parameters_json"
+            )
             problems.append(found_problem)
-        if isinstance(name, str) and name not in usable:
+        if schema_ok and isinstance(name, str) and name not in usable:
+            # Example calls are validated only against schemas without problems of their own.
             usable[name] = tool["function"]["parameters"]
     if drafts and not reads:
         problems.append(

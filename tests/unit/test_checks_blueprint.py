@@ -74,11 +74,16 @@ def test_tool_schema_problems_point_at_the_draft(retail_blueprint):
     assert problems[0]["where"] == "tools[1].parameters_json.properties.order_id"
 
 
-def test_unparsable_tool_is_reported_once(retail_blueprint):
-    retail_blueprint["tools"][1]["parameters_json"] = "{broken"
+@pytest.mark.parametrize(
+    "raw", ["{broken", '{"type": "object", "properties": {"order_id": {"type": "date"}}}']
+)
+def test_broken_tool_schema_is_reported_once(retail_blueprint, raw):
+    retail_blueprint["tools"][1]["parameters_json"] = raw
     problems = check_blueprint(retail_blueprint)
-    # The example call to get_order is not also reported as an unknown tool.
+    # The example call to get_order is not also reported (unknown tool, unusable schema).
+    assert len(problems) == 1
     assert codes(problems) == ["invalid_tool_schema"]
+    assert problems[0]["where"].startswith("tools[1].parameters_json")
 
 
 def test_duplicate_tool_names(retail_blueprint):
