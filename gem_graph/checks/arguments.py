@@ -7,6 +7,8 @@ Public functions:
   `unknown_tool`, `malformed_arguments` (not a JSON object string), `invalid_arguments`
   (fails the schema, or names a property the schema does not declare), and
   `invalid_tool_schema` when the tool's own schema is too broken to validate against.
+- `argument_problems(name, arguments, schema, where) -> list[ProblemDict]`: the schema part
+  of `check_call`, for arguments already parsed.
 
 Undeclared properties are refused even without `"additionalProperties": false`, because the
 runtime calls tools as `fn(db, **arguments)` and an unknown keyword would crash the code.

@@ -11,6 +11,8 @@ Public functions:
 - `read_only_names(drafts) -> list[str]`: names of the drafts marked `read_only`.
 - `tool_parameters(tools) -> dict[str, dict]`: tool name → parameters schema, skipping
   malformed entries (used by the call checks).
+- `schema_problems(schema, label, where) -> list[ProblemDict]`: the rules for one `parameters`.
+- `convert_draft(draft, where) -> tuple[dict | None, list[ProblemDict]]`: one draft.
 
 Every problem here has the code `invalid_tool_schema`.
 """

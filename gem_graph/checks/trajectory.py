@@ -10,6 +10,8 @@ Public API:
 - `find_response(messages, message_index, call_id) -> int | None`: index of the tool message
   answering a call.
 - `message_text(message) -> str`: a message's text content ("" when it has none).
+- `call_name(call)`, `call_arguments(call)`: a call's function name and raw arguments as
+  written (None when absent; may be garbage).
 
 Rules (the architecture's turn order):
 - exactly one system message, at index 0; roles are system, user, assistant or tool;
