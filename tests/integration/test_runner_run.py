@@ -186,3 +186,22 @@ async def test_run_corpus_works_with_the_scripted_model(tmp_path):
     assert result.kept == 3
     stages = Counter(call.key.stage for call in model.calls)
     assert stages == {"filter": 3, "extract": 3, "ground": 3}
+
+
+def test_synthesized_environments_are_saved_once_and_name_clashes_get_a_suffix(tmp_path):
+    from gem_graph.environment import load_environment
+    from gem_graph.resources import data_dir
+    from gem_graph.runner import save_environments
+    from gem_graph.stages.implement import environment_to_state
+
+    retail = environment_to_state(load_environment(data_dir("environments") / "retail"))
+    changed = {**retail, "tools_py": retail["tools_py"] + "\n# changed\n"}
+    with RunStore(tmp_path, create=True) as store:
+        saved = save_environments(store, tmp_path, [retail, retail, changed])
+    folders = sorted(path for _name, path in saved.values())
+    assert len(saved) == 2
+    assert folders[0] == "environments/retail"
+    assert folders[1].startswith("environments/retail-")
+    for folder in folders:
+        reloaded = environment_to_state(load_environment(tmp_path / folder))
+        assert reloaded["tools_py"] in (retail["tools_py"], changed["tools_py"])
