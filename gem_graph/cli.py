@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeAlias, get_args
 
 from gem_graph import __version__
 from gem_graph.settings import SandboxTier, Settings
@@ -53,10 +53,141 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gem-graph {__version__}")
     subparsers = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    add_demo(subparsers)
     add_run(subparsers)
     add_stats(subparsers)
+    add_export(subparsers)
     add_verify(subparsers)
+    add_distill(subparsers)
+    add_train_synthesizer(subparsers)
+    add_compare(subparsers)
     return parser
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+# ---- demo ---------------------------------------------------------------------------------
+
+
+def add_demo(subparsers: Subparsers) -> None:
+    """Register `gem-graph demo [-o RUN_DIR]`."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline offline on the bundled corpus (scripted model replies)",
+        description="Run the full pipeline (sandbox execution included) on a bundled corpus "
+        "of eight texts with SCRIPTED, hand-written model replies: no model is called. "
+        "Writes a run folder and prints its summary.",
+    )
+    parser.add_argument("-o", "--output", type=Path, default=Path("runs/demo"), metavar="RUN_DIR")
+    parser.add_argument("--tier", choices=get_args(SandboxTier), default=None)
+    parser.set_defaults(command=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from gem_graph.demo import demo_main
+
+    return demo_main(args.output, args.tier)
+
+
+# ---- export -------------------------------------------------------------------------------
+
+
+def add_export(subparsers: Subparsers) -> None:
+    """Register `gem-graph export RUN_DIR --format F [-o FILE]`."""
+    from gem_graph.export import FORMATS
+
+    parser = subparsers.add_parser(
+        "export",
+        help="write a run's kept trajectories as training or evaluation data",
+        description="openai: {messages, tools} per line (TRL, HF datasets); sharegpt: "
+        "LLaMA-Factory's tool format; hermes: text in the Hermes tool template; tasks: "
+        "instruction, environment, scenario and expected final state for agent evaluation.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("--format", required=True, choices=sorted(FORMATS))
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSONL file to write (default: standard output)",
+    )
+    parser.set_defaults(command=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from gem_graph.export import export_main
+
+    return export_main(args.run_dir, args.format, args.output)
+
+
+# ---- distill, train-synthesizer, compare --------------------------------------------------
+
+
+def add_distill(subparsers: Subparsers) -> None:
+    """Register `gem-graph distill RUN_DIR -o DIR`."""
+    parser = subparsers.add_parser(
+        "distill",
+        help="build the Trajectory Synthesizer's training set from a run's kept records",
+        description="Pairs of (fixed instruction + source text) → one target document with "
+        "tools, environment and dialogue; train/validation split by source document; "
+        "OpenAI-messages and ShareGPT JSONL plus a dataset card.",
+    )
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="the run's input, for runs whose store predates stored texts",
+    )
+    parser.set_defaults(command=run_distill)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from gem_graph.synthesizer.distill import distill_main
+
+    return distill_main(
+        args.run_dir,
+        args.output,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        corpus=args.corpus,
+    )
+
+
+def add_train_synthesizer(subparsers: Subparsers) -> None:
+    """Register `gem-graph train-synthesizer DATA_DIR --base-model M -o OUT`."""
+    from gem_graph.train import add_train_arguments, run_from_args
+
+    parser = subparsers.add_parser(
+        "train-synthesizer",
+        help="fine-tune a Trajectory Synthesizer on `gem-graph distill` output "
+        "(needs gem-graph[train])",
+    )
+    add_train_arguments(parser)
+    parser.set_defaults(command=run_from_args)
+
+
+def add_compare(subparsers: Subparsers) -> None:
+    """Register `gem-graph compare RUN_A RUN_B`."""
+    parser = subparsers.add_parser(
+        "compare",
+        help="side-by-side table of two runs on the same texts (e.g. pipeline vs synthesizer)",
+    )
+    parser.add_argument("run_a", type=Path, metavar="RUN_A")
+    parser.add_argument("run_b", type=Path, metavar="RUN_B")
+    parser.set_defaults(command=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from gem_graph.compare import compare_main
+
+    return compare_main(args.run_a, args.run_b)
 
 
 # ---- run ----------------------------------------------------------------------------------
@@ -124,6 +255,13 @@ def add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         action="store_true",
         help="do not implement tools as code nor replay calls in the sandbox",
     )
+    pipeline.add_argument(
+        "--mode",
+        choices=("pipeline", "synthesizer"),
+        default=None,
+        help="pipeline: the multi-stage GEM graph (default); synthesizer: one model call per "
+        "text writes tools, environment and dialogue, then the same checks and sandbox",
+    )
     pipeline.add_argument("--no-refine", action="store_true", help="skip the refine stage")
     pipeline.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
     run = parser.add_argument_group("run")
@@ -181,6 +319,8 @@ def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.allow_unsafe_none:
         sandbox["allow_unsafe_none"] = True
     pipeline: dict[str, Any] = {}
+    if args.mode is not None:
+        pipeline["mode"] = args.mode
     if args.no_execute:
         pipeline["execute"] = False
     if args.no_refine:

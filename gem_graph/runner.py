@@ -488,7 +488,8 @@ async def run_corpus(
     settings: Settings,
     options: RunOptions,
 ) -> RunSummary:
-    """Run every item through the document graph into the store in `options.run_dir`.
+    """Run every item through the document graph (or, in synthesizer mode, the synthesizer
+    graph) into the store in `options.run_dir`.
 
     Works with any `BaseChatModel` (ChatOpenAI, the scripted model, …). Raises
     `SettingsMismatch` when the folder was made with other output settings,
@@ -496,6 +497,7 @@ async def run_corpus(
     document-level problems never raise.
     """
     from gem_graph.graph import build_gem_graph
+    from gem_graph.synthesizer import build_synthesizer_graph
 
     if options.concurrency < 1:
         raise RunError("concurrency must be at least 1")
@@ -527,7 +529,10 @@ async def run_corpus(
                 await sandbox.start()
             except SandboxUnavailable as exc:
                 raise RunError(f"the sandbox cannot run at the requested tier: {exc}") from None
-        graph = build_gem_graph(llm=model, settings=settings, sandbox=sandbox)
+        factory = (
+            build_synthesizer_graph if settings.pipeline.mode == "synthesizer" else build_gem_graph
+        )
+        graph = factory(llm=model, settings=settings, sandbox=sandbox)
         runner = _Runner(
             graph=graph,
             store=store,

@@ -67,6 +67,9 @@ class SandboxSettings(_Strict):
 class PipelineSettings(_Strict):
     """What the document graph does beyond the fixed stages."""
 
+    mode: Literal["pipeline", "synthesizer"] = "pipeline"
+    """`synthesizer`: one model call writes tools, environment and dialogue (the paper's
+    Trajectory Synthesizer); the same checks and sandbox verification follow."""
     refine: bool = True
     judge: bool = True
     execute: bool = True

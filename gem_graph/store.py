@@ -33,6 +33,7 @@ FINISHED = ("kept", "rejected")
 STAGE_ORDER = (
     "input",
     "intake",
+    "synthesizer",
     "filter",
     "extract",
     "implement",
@@ -89,6 +90,7 @@ class RunStore:
                 "records": int,
                 "chars": int,
                 "text_sha256": str,
+                "text": str,
                 "seconds": float,
                 "started_at": float,
                 "finished_at": float,
@@ -214,9 +216,9 @@ class RunStore:
                 conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", (doc_id,))
             conn.execute(
                 "INSERT OR REPLACE INTO documents (id, parent_id, status, stage, code, reason, "
-                "records, chars, text_sha256, seconds, started_at, finished_at, runs, "
+                "records, chars, text_sha256, text, seconds, started_at, finished_at, runs, "
                 "settings_fingerprint, isolation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)",
+                "?, ?, ?)",
                 (
                     doc_id,
                     str(meta.get("parent_id") or doc_id),
@@ -227,6 +229,7 @@ class RunStore:
                     len(records),
                     len(text),
                     document.get("text_sha256"),
+                    text,
                     round(finished_at - started_at, 4),
                     started_at,
                     finished_at,
@@ -422,6 +425,8 @@ class _Transaction:
 
 def _pipeline_stages(pipeline: Mapping[str, Any]) -> list[str]:
     """The stages a document passes through with these pipeline switches, in order."""
+    if pipeline.get("mode") == "synthesizer":
+        return ["input", "synthesizer", *(["judge"] if pipeline.get("judge", True) else [])]
     stages = ["input", "filter", "extract"]
     if pipeline.get("execute", True):
         stages.append("implement")

@@ -419,7 +419,8 @@ def distill_main(
         print(f"  left out {count}: {reason}")
     if total == 0 and result.skipped.get("source text unavailable"):
         print(
-            "  the run store keeps text hashes, not texts: pass the run's corpus (--corpus)",
+            "  this run's store holds no source texts (it predates stored texts): pass the "
+            "run's corpus with --corpus",
             file=sys.stderr,
         )
     return 0 if total else 1

@@ -173,8 +173,19 @@ def test_the_card_reports_counts_stats_licences_and_the_run(run, tmp_path) -> No
     assert "teacher-model" in card and "ground@1" in card
 
 
+def forget_stored_texts(run_dir: Path) -> None:
+    """Make the store look like one written without source texts."""
+    import sqlite3
+
+    conn = sqlite3.connect(run_dir / "run.sqlite")
+    conn.execute("UPDATE documents SET text = NULL")
+    conn.commit()
+    conn.close()
+
+
 def test_records_without_their_text_are_left_out_and_counted(run, tmp_path) -> None:
     run_dir, _ = run
+    forget_stored_texts(run_dir)
     partial = texts()
     del partial["clinic-a"]
     partial["clinic-b"] = "a different text than the record was made from"
@@ -189,6 +200,7 @@ def test_records_without_their_text_are_left_out_and_counted(run, tmp_path) -> N
 
 def test_texts_can_come_from_the_run_corpus(run, tmp_path, capsys) -> None:
     run_dir, _ = run
+    forget_stored_texts(run_dir)
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(
         "".join(
@@ -222,19 +234,12 @@ def test_the_files_load_with_hugging_face_datasets(run, tmp_path) -> None:
 
 
 def test_texts_kept_by_the_run_store_are_used(run, tmp_path) -> None:
-    """Without texts nothing can be distilled; once the store keeps them, no input is needed."""
-    import sqlite3
-
+    """The store keeps each segment's text, so distilling needs no other input."""
     run_dir, _ = run
+    result = distill_run(run_dir, tmp_path / "data", val_fraction=0.2, seed=0)
+    assert sum(result.counts.values()) == 6 and not result.skipped
+    forget_stored_texts(run_dir)
     assert distill_run(run_dir, tmp_path / "none", val_fraction=0.2, seed=0).counts == {
         "train": 0,
         "validation": 0,
     }
-    conn = sqlite3.connect(run_dir / "run.sqlite")
-    conn.execute("ALTER TABLE documents ADD COLUMN text TEXT")
-    for doc_id, text in texts().items():
-        conn.execute("UPDATE documents SET text = ? WHERE id = ?", (text, doc_id))
-    conn.commit()
-    conn.close()
-    result = distill_run(run_dir, tmp_path / "data", val_fraction=0.2, seed=0)
-    assert sum(result.counts.values()) == 6 and not result.skipped
