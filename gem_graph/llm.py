@@ -9,6 +9,8 @@ graph's retry policy can retry the retryable ones.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 import re
@@ -173,6 +175,13 @@ def _describe_validation(error: Exception) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS] + " …"
 
 
+@functools.cache
+def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON Schema, built once per class: pydantic rebuilds it on every call, which
+    cost more CPU per document than everything else in the client."""
+    return schema.model_json_schema()
+
+
 class StructuredLLM:
     """Ask a chat model for answers shaped like a pydantic model, over any server."""
 
@@ -180,6 +189,23 @@ class StructuredLLM:
         self.llm = llm
         self.method = method
         self._rung = 0 if method == "auto" else LADDER.index(method)
+        self._runnables: dict[tuple[type[BaseModel], str], Any] = {}
+
+    def _structured(self, schema: type[BaseModel], method: StructuredMethod) -> Any:
+        """The structured-output runnable for `schema`, built once.
+
+        It is given the JSON Schema as a dict, not the class, so neither LangChain nor the
+        OpenAI SDK regenerates it per request; the answer is validated against the class here.
+        """
+        key = (schema, method)
+        if key not in self._runnables:
+            self._runnables[key] = self.llm.with_structured_output(
+                copy.deepcopy(json_schema_of(schema)),
+                method=method,
+                include_raw=True,
+                **({"strict": True} if method == "json_schema" else {}),
+            )
+        return self._runnables[key]
 
     @property
     def active_method(self) -> StructuredMethod:
@@ -232,8 +258,7 @@ class StructuredLLM:
                 answer, None, reply_text, usage_entry(stage, reply, seconds), method
             )
 
-        runnable = self.llm.with_structured_output(schema, method=method, include_raw=True)
-        out: Any = await invoke_model(runnable, messages, config)
+        out: Any = await invoke_model(self._structured(schema, method), messages, config)
         seconds = time.perf_counter() - started
         raw = out.get("raw") if isinstance(out, dict) else None
         raw_message = raw if isinstance(raw, AIMessage) else None

@@ -16,6 +16,7 @@ runtime calls tools as `fn(db, **arguments)` and an unknown keyword would crash 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -86,6 +87,16 @@ def check_call(
     return argument_problems(name, value, tools_by_name[name], where)
 
 
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Any:
+    """A checked validator per distinct schema: meta-validating a schema on every call was
+    the most expensive part of checking a trajectory."""
+    schema = json.loads(schema_json)
+    validator_class = validator_for(schema, default=Draft202012Validator)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
 def argument_problems(
     name: str, arguments: dict[str, Any], schema: dict[str, Any], where: str
 ) -> list[ProblemDict]:
@@ -105,9 +116,8 @@ def argument_problems(
             )
         )
     try:
-        validator_class = validator_for(schema, default=Draft202012Validator)
-        validator_class.check_schema(schema)
-        errors = sorted(validator_class(schema).iter_errors(arguments), key=_error_order)
+        validator = _validator(json.dumps(schema, sort_keys=True))
+        errors = sorted(validator.iter_errors(arguments), key=_error_order)
     except SchemaError:
         problems.append(
             problem(

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
-from gem_graph.llm import StructuredLLM, StructuredResult
+from gem_graph.llm import StructuredLLM, StructuredResult, json_schema_of
 from gem_graph.prompts import load_prompt
 from gem_graph.settings import Settings
 
@@ -53,7 +53,7 @@ class StageContext:
         self.prompt_versions[stage] = prompt.key
         messages = prompt.render(
             **values,
-            output_schema=json.dumps(schema.model_json_schema(), ensure_ascii=False),
+            output_schema=json.dumps(json_schema_of(schema), ensure_ascii=False),
             feedback=feedback,
         )
         doc_id = str(state.get("document", {}).get("id", "?"))
