@@ -12,6 +12,7 @@ __all__ = [
     "build_corpus_graph",
     "build_gem_graph",
     "build_gem_state_graph",
+    "build_synthesizer_graph",
     "make_chat_model",
     "synthesize",
 ]
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     )
     from gem_graph.llm import make_chat_model
     from gem_graph.settings import Settings
+    from gem_graph.synthesizer import build_synthesizer_graph
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +42,10 @@ def __getattr__(name: str) -> Any:
         from gem_graph import graph
 
         return getattr(graph, name)
+    if name == "build_synthesizer_graph":
+        from gem_graph.synthesizer import build_synthesizer_graph
+
+        return build_synthesizer_graph
     if name == "make_chat_model":
         from gem_graph.llm import make_chat_model
 
