@@ -30,17 +30,15 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
 from gem_graph.environment import environment_ref
-from gem_graph.llm import StructuredLLM
 from gem_graph.nodes import (
-    SandboxProvider,
     failure_handler,
     intake_node,
+    stage_context,
     transport_retry_policy,
-    validate_llm,
 )
 from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
-from gem_graph.stages.common import StageContext, route_after_check
+from gem_graph.stages.common import route_after_check
 from gem_graph.stages.extract import check_blueprint_node, extract_node
 from gem_graph.stages.filter import filter_node, route_filter
 from gem_graph.stages.ground import ground_node
@@ -66,24 +64,9 @@ def build_gem_state_graph(
     `llm` answers every stage. `sandbox` (a `gem_graph.sandbox.Sandbox`) is optional: by
     default one is made per event loop when execution is on.
     """
-    llm = validate_llm(llm)
-    settings = settings or Settings()
-    if not isinstance(settings, Settings):
-        raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
+    ctx = stage_context(llm=llm, settings=settings, sandbox=sandbox)
+    settings = ctx.settings
     execute = settings.pipeline.execute
-    if execute and settings.sandbox.tier == "none" and not settings.sandbox.allow_unsafe_none:
-        raise ValueError(
-            "sandbox tier 'none' runs untrusted tool code without confinement; "
-            "set sandbox.allow_unsafe_none=True to accept that explicitly"
-        )
-    ctx = StageContext(
-        llm=StructuredLLM(llm, method=settings.model.structured_method),
-        settings=settings,
-        model_name=str(
-            getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
-        ),
-        sandbox=SandboxProvider(settings, sandbox) if execute else None,
-    )
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
         return functools.partial(fn, ctx=ctx)

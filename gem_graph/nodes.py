@@ -16,10 +16,11 @@ from langgraph.types import Command, RetryPolicy
 from pydantic import ValidationError
 
 from gem_graph.checks.problems import problem
-from gem_graph.llm import is_retryable
+from gem_graph.llm import StructuredLLM, is_retryable
 from gem_graph.records import text_sha256
 from gem_graph.schemas import Document
 from gem_graph.settings import Settings
+from gem_graph.stages.common import StageContext
 
 LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge", "synthesizer")
 """Nodes that call the model: their failures are reported under their own name."""
@@ -124,4 +125,26 @@ def transport_retry_policy(settings: Settings) -> RetryPolicy:
         initial_interval=settings.model.retry_initial_s,
         max_interval=settings.model.retry_max_s,
         retry_on=is_retryable,
+    )
+
+
+def stage_context(*, llm: Any, settings: Settings | None, sandbox: Any | None) -> StageContext:
+    """Validate a graph factory's arguments eagerly and bind them for the nodes."""
+    llm = validate_llm(llm)
+    settings = settings or Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
+    execute = settings.pipeline.execute
+    if execute and settings.sandbox.tier == "none" and not settings.sandbox.allow_unsafe_none:
+        raise ValueError(
+            "sandbox tier 'none' runs untrusted tool code without confinement; "
+            "set sandbox.allow_unsafe_none=True to accept that explicitly"
+        )
+    return StageContext(
+        llm=StructuredLLM(llm, method=settings.model.structured_method),
+        settings=settings,
+        model_name=str(
+            getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
+        ),
+        sandbox=SandboxProvider(settings, sandbox) if execute else None,
     )

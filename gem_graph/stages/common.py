@@ -40,39 +40,41 @@ class StageContext:
     def cap(self, stage: str) -> int:
         return int(getattr(self.settings.attempts, stage))
 
-    async def ask(
-        self, state: dict[str, Any], *, stage: str, schema: type[T], values: dict[str, Any]
-    ) -> tuple[dict[str, Any], StructuredResult[T]]:
-        """Run one attempt of `stage`: render its prompt with any feedback, call the model.
-
-        Returns the state update (stage, attempt count, usage) and the call's result.
-        """
+    def prepare(
+        self, state: dict[str, Any], *, stage: str, values: dict[str, Any]
+    ) -> tuple[int, list[dict[str, str]], dict[str, Any]]:
+        """The next attempt of `stage`: its number, its rendered prompt (with any feedback
+        from the failed attempt before) and the run config whose metadata names the stage,
+        document and attempt (for tracing, and for scripted models choosing a reply)."""
         attempt = state.get("attempts", {}).get(stage, 0) + 1
         feedback = state.get("feedback", "") if state.get("stage") == stage else ""
         prompt = load_prompt(stage)
         self.prompt_versions[stage] = prompt.key
-        messages = prompt.render(
-            **values,
-            output_schema=json.dumps(json_schema_of(schema), ensure_ascii=False),
-            feedback=feedback,
-        )
-        doc_id = str(state.get("document", {}).get("id", "?"))
+        messages = prompt.render(**values, feedback=feedback)
         config: dict[str, Any] = {
             "run_name": f"gem.{stage}",
             "metadata": {
                 "gem_stage": stage,
-                "gem_doc_id": doc_id,
+                "gem_doc_id": str(state.get("document", {}).get("id", "?")),
                 "gem_attempt": attempt,
                 "gem_prompt": prompt.key,
             },
         }
+        return attempt, messages, config
+
+    async def ask(
+        self, state: dict[str, Any], *, stage: str, schema: type[T], values: dict[str, Any]
+    ) -> tuple[dict[str, Any], StructuredResult[T]]:
+        """Run one attempt of `stage` and parse the answer as `schema`.
+
+        Returns the state update (stage, attempt count, usage) and the call's result.
+        """
+        output_schema = json.dumps(json_schema_of(schema), ensure_ascii=False)
+        attempt, messages, config = self.prepare(
+            state, stage=stage, values={**values, "output_schema": output_schema}
+        )
         result = await self.llm.call(schema, messages, stage=stage, config=config)  # type: ignore[arg-type]
-        update: dict[str, Any] = {
-            "stage": stage,
-            "attempts": {stage: attempt},
-            "usage": [dict(result.usage)],
-        }
-        return update, result
+        return attempt_update(stage, attempt, dict(result.usage)), result
 
     async def draft(
         self,
@@ -108,6 +110,11 @@ class StageContext:
                 previous=previous,
             ),
         }
+
+
+def attempt_update(stage: str, attempt: int, usage: dict[str, Any]) -> dict[str, Any]:
+    """What every attempt writes to state: the stage, its attempt count and its usage."""
+    return {"stage": stage, "attempts": {stage: attempt}, "usage": [usage]}
 
 
 def missing_draft(state: dict[str, Any]) -> list[ProblemDict]:

@@ -34,18 +34,16 @@ from gem_graph.environment import (
     environment_ref,
     make_environment,
 )
-from gem_graph.llm import StructuredLLM, invoke_model, message_text, usage_entry
+from gem_graph.llm import invoke_model, message_text, usage_entry
 from gem_graph.nodes import (
-    SandboxProvider,
     failure_handler,
     intake_node,
+    stage_context,
     transport_retry_policy,
-    validate_llm,
 )
-from gem_graph.prompts import load_prompt
 from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
-from gem_graph.stages.common import StageContext
+from gem_graph.stages.common import StageContext, attempt_update
 from gem_graph.stages.implement import environment_from_state, environment_to_state
 from gem_graph.stages.judge import judge_node, route_judge
 from gem_graph.state import GemInput, GemOutput, GemState
@@ -77,29 +75,14 @@ async def synthesize_node(state: dict[str, Any], ctx: StageContext) -> dict[str,
     The chat model is called directly (the answer is tagged text, not JSON) with the same
     run metadata and usage accounting as `StageContext.ask`.
     """
-    attempt = state.get("attempts", {}).get(STAGE, 0) + 1
-    feedback = state.get("feedback", "") if state.get("stage") == STAGE else ""
-    prompt = load_prompt(STAGE)
-    ctx.prompt_versions[STAGE] = prompt.key
-    messages = prompt.render(
-        instruction=INSTRUCTION, text=state["document"]["text"], feedback=feedback
+    attempt, messages, config = ctx.prepare(
+        state, stage=STAGE, values={"instruction": INSTRUCTION, "text": state["document"]["text"]}
     )
-    config: dict[str, Any] = {
-        "run_name": f"gem.{STAGE}",
-        "metadata": {
-            "gem_stage": STAGE,
-            "gem_doc_id": str(state.get("document", {}).get("id", "?")),
-            "gem_attempt": attempt,
-            "gem_prompt": prompt.key,
-        },
-    }
     started = time.perf_counter()
     reply = await invoke_model(ctx.llm.llm, messages, config)  # type: ignore[arg-type]
     usage = usage_entry(STAGE, reply, time.perf_counter() - started)
     return {
-        "stage": STAGE,
-        "attempts": {STAGE: attempt},
-        "usage": [dict(usage)],
+        **attempt_update(STAGE, attempt, dict(usage)),
         "reply": message_text(reply),
     }
 
@@ -295,24 +278,8 @@ def build_synthesizer_state_graph(
     sandbox: Any | None = None,
 ) -> StateGraph[SynthesizerState, None, GemInput, GemOutput]:
     """The uncompiled synthesizer graph, for callers who compile it with their own options."""
-    llm = validate_llm(llm)
-    settings = settings or Settings()
-    if not isinstance(settings, Settings):
-        raise TypeError(f"settings must be gem_graph.Settings, got {type(settings).__name__}")
-    execute = settings.pipeline.execute
-    if execute and settings.sandbox.tier == "none" and not settings.sandbox.allow_unsafe_none:
-        raise ValueError(
-            "sandbox tier 'none' runs untrusted tool code without confinement; "
-            "set sandbox.allow_unsafe_none=True to accept that explicitly"
-        )
-    ctx = StageContext(
-        llm=StructuredLLM(llm, method=settings.model.structured_method),
-        settings=settings,
-        model_name=str(
-            getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name
-        ),
-        sandbox=SandboxProvider(settings, sandbox) if execute else None,
-    )
+    ctx = stage_context(llm=llm, settings=settings, sandbox=sandbox)
+    settings = ctx.settings
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
         return functools.partial(fn, ctx=ctx)
