@@ -226,6 +226,13 @@ def add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     limits = parser.add_argument_group("limits")
     limits.add_argument("--concurrency", type=int, default=None, help="documents in flight (8)")
     limits.add_argument("--limit", type=int, default=None, help="process at most N documents")
+    limits.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="OS processes sharing the run and its --concurrency (1); use one per CPU core "
+        "when the client, not the model server, is the bottleneck",
+    )
     limits.add_argument("--rps", type=float, default=None, help="model requests per second")
     limits.add_argument(
         "--attempts",
@@ -294,6 +301,7 @@ def _run_section(file_data: dict[str, Any]) -> dict[str, Any]:
         "text_field",
         "id_field",
         "failure_threshold",
+        "workers",
     }
     unknown = set(section) - known
     if unknown:
@@ -365,6 +373,9 @@ def run_run(args: argparse.Namespace) -> int:
     concurrency = int(_pick(args.concurrency, section, "concurrency", 8))
     if concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    workers = int(_pick(args.workers, section, "workers", 1))
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
     if limit is not None and limit < 0:
         raise UsageError("--limit must not be negative")
     cache_setting = section.get("cache", True)
@@ -412,10 +423,17 @@ def run_run(args: argparse.Namespace) -> int:
         failure_threshold=int(section.get("failure_threshold", 5)),
         total=total,
         command=["gem-graph", *sys.argv[1:]],
+        workers=workers,
     )
-    llm = make_chat_model(settings.model)
     try:
-        result = asyncio.run(run_corpus(items, llm=llm, settings=settings, options=options))
+        if workers > 1:
+            from gem_graph.workers import CorpusSource, run_corpus_workers
+
+            source = CorpusSource(args.input, text_field=text_field, id_field=id_field)
+            result = run_corpus_workers(source, settings=settings, options=options)
+        else:
+            llm = make_chat_model(settings.model)
+            result = asyncio.run(run_corpus(items, llm=llm, settings=settings, options=options))
     except EndpointUnreachable as exc:
         print(f"gem-graph: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -16,6 +16,7 @@ Failure handling:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import shutil
@@ -93,6 +94,11 @@ class RunOptions:
     """Check that the model server accepts connections before starting."""
     command: list[str] | None = None
     """The command line, recorded in the store."""
+    workers: int = 1
+    """OS processes sharing the run (see `gem_graph.workers`); 1 runs in this process."""
+    shard: tuple[int, int] | None = None
+    """`(index, count)`: handle only the documents `shard_of(id, count) == index`. Set by
+    the multi-process runner for each worker; None handles every document."""
 
     def resolved_segment_chars(self, settings: Settings) -> int:
         size = self.segment_chars or min(DEFAULT_SEGMENT_CHARS, settings.pipeline.max_text_chars)
@@ -126,6 +132,16 @@ class RunSummary:
     def complete(self) -> bool:
         """True when the run was not stopped and no document failed on the transport."""
         return self.stopped_reason is None and self.failed == 0
+
+
+def shard_of(doc_id: str, count: int) -> int:
+    """The worker (0 … count-1) that handles input document `doc_id`.
+
+    A stable hash, so a re-run with the same number of workers gives every worker the same
+    documents; every segment of a document goes to the worker of its input document.
+    """
+    digest = hashlib.sha256(doc_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count
 
 
 def model_endpoint(llm: BaseChatModel) -> str | None:
@@ -236,7 +252,7 @@ def save_environments(
     is written under a temporary name and renamed, so a kill never leaves half a folder.
     Returns content hash → (environment name, folder relative to `run_dir`) for the store.
     """
-    from gem_graph.environment import EnvironmentFormatError, load_environment, save_environment
+    from gem_graph.environment import EnvironmentFormatError
     from gem_graph.stages.implement import environment_from_state
 
     env_dir = run_dir / "environments"
@@ -252,21 +268,41 @@ def save_environments(
         name = _SAFE_NAME.sub("_", env.name).strip("._") or "environment"
         for candidate in (name, f"{name}-{sha[:8]}"):
             folder = env_dir / candidate
-            if folder.exists():
-                try:
-                    same = load_environment(folder).content_hash() == sha
-                except EnvironmentFormatError:
-                    same = False
-                if not same:
-                    continue
-            else:
-                staging = env_dir / f".{candidate}.{os.getpid()}.tmp"
-                shutil.rmtree(staging, ignore_errors=True)
-                save_environment(env, staging)
-                os.replace(staging, folder)
-            saved[sha] = (env.name, folder.relative_to(run_dir).as_posix())
-            break
+            if _place_environment(env, sha, folder):
+                saved[sha] = (env.name, folder.relative_to(run_dir).as_posix())
+                break
     return saved
+
+
+def _place_environment(env: Any, sha: str, folder: Path) -> bool:
+    """Make `folder` hold `env`; False when it holds a different environment.
+
+    Several worker processes may save the same environment at once: each writes its own
+    staging folder and renames it; a rename that loses the race (the folder appeared in
+    between) drops its copy and checks what the winner wrote.
+    """
+    from gem_graph.environment import save_environment
+
+    if folder.exists():
+        return _holds_environment(folder, sha)
+    staging = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    save_environment(env, staging)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        return _holds_environment(folder, sha)
+    return True
+
+
+def _holds_environment(folder: Path, sha: str) -> bool:
+    from gem_graph.environment import EnvironmentFormatError, load_environment
+
+    try:
+        return load_environment(folder).content_hash() == sha
+    except EnvironmentFormatError:
+        return False
 
 
 class _Runner:
@@ -281,6 +317,7 @@ class _Runner:
         options: RunOptions,
         settings_fingerprint: str,
         endpoint: str | None,
+        counters: RunCounters | None = None,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -290,7 +327,7 @@ class _Runner:
         self.endpoint = endpoint
         self.segment_chars = options.resolved_segment_chars(settings)
         self.max_chars = self.segment_chars * options.max_segments
-        self.counters = RunCounters(total=options.total)
+        self.counters = counters if counters is not None else RunCounters(total=options.total)
         self.finished = store.finished_ids()
         self.seen: set[str] = set()
         self.consecutive_failures = 0
@@ -307,6 +344,11 @@ class _Runner:
             if self.options.limit is not None and taken >= self.options.limit:
                 break
             taken += 1
+            shard = self.options.shard
+            if shard is not None:
+                item_id = item.id if isinstance(item, BadInput) else str(item["id"])
+                if shard_of(item_id, shard[1]) != shard[0]:
+                    continue
             if isinstance(item, BadInput):
                 self._bad_input(item)
                 continue
@@ -481,45 +523,49 @@ class _Runner:
                 task.cancel()
 
 
-async def run_corpus(
+def check_options(settings: Settings, options: RunOptions) -> None:
+    """Raise `RunError` for options no run can use."""
+    if options.concurrency < 1:
+        raise RunError("concurrency must be at least 1")
+    if options.workers < 1:
+        raise RunError("workers must be at least 1")
+    if options.requests_per_second is not None and options.requests_per_second <= 0:
+        raise RunError("requests per second must be positive")
+    options.resolved_segment_chars(settings)
+
+
+@dataclass
+class ShardOutcome:
+    """How `run_shard` ended: why it stopped early (None: it did not) and cache hits."""
+
+    stopped_reason: str | None
+    cache_hits: int = 0
+
+
+async def run_shard(
     items: Iterable[CorpusItem],
     *,
     llm: BaseChatModel,
     settings: Settings,
     options: RunOptions,
-) -> RunSummary:
-    """Run every item through the document graph (or, in synthesizer mode, the synthesizer
-    graph) into the store in `options.run_dir`.
+    store: RunStore,
+    settings_fingerprint: str,
+    endpoint: str | None,
+    counters: RunCounters,
+) -> ShardOutcome:
+    """Run `items` (only those of `options.shard`, if set) into a store that is already
+    prepared: settings checked and a session started. Updates `counters` as documents end.
 
-    Works with any `BaseChatModel` (ChatOpenAI, the scripted model, …). Raises
-    `SettingsMismatch` when the folder was made with other output settings,
-    `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
-    document-level problems never raise.
+    This is the part of a run that both `run_corpus` and each worker process carry out.
     """
     from gem_graph.graph import build_gem_graph
     from gem_graph.synthesizer import build_synthesizer_graph
 
-    if options.concurrency < 1:
-        raise RunError("concurrency must be at least 1")
-    if options.requests_per_second is not None and options.requests_per_second <= 0:
-        raise RunError("requests per second must be positive")
-    options.resolved_segment_chars(settings)
-    endpoint = options.endpoint or model_endpoint(llm)
-    if options.preflight and endpoint:
-        preflight(endpoint)
-    store = RunStore(options.run_dir, create=True)
     cache: SQLiteLLMCache | None = None
     sandbox: Any = None
-    session = 0
-    runner: _Runner | None = None
-    started = time.monotonic()
-    stopped: str | None = "interrupted"
     try:
-        current, _ = check_settings(store, settings, options)
-        session = store.start_session(current)
         if options.cache_path is not None:
-            namespace = "|".join(f"{k}={v}" for k, v in sorted(prompt_versions().items()))
-            cache = SQLiteLLMCache(options.cache_path, namespace=namespace)
+            cache = SQLiteLLMCache(options.cache_path, namespace=cache_namespace())
         model = prepare_model(llm, cache=cache, requests_per_second=options.requests_per_second)
         if settings.pipeline.execute:
             from gem_graph.sandbox import Sandbox, SandboxUnavailable
@@ -538,26 +584,35 @@ async def run_corpus(
             store=store,
             settings=settings,
             options=options,
-            settings_fingerprint=current,
+            settings_fingerprint=settings_fingerprint,
             endpoint=endpoint,
+            counters=counters,
         )
-        with ProgressDisplay(runner.counters, enabled=options.progress):
+        with ProgressDisplay(counters, enabled=options.progress):
             await runner.run(items)
-        stopped = runner.stopped_reason
+        return ShardOutcome(runner.stopped_reason, cache.hits if cache is not None else 0)
     finally:
         if sandbox is not None:
             await sandbox.aclose()
-        if session:
-            store.finish_session(
-                session,
-                processed=runner.counters.processed if runner else 0,
-                stopped_reason=stopped,
-            )
-        summary = store.summary()
-        store.close()
         if cache is not None:
             cache.close()
-    counters = runner.counters
+
+
+def cache_namespace() -> str:
+    """The LLM cache namespace: every stage prompt's `name@version`."""
+    return "|".join(f"{k}={v}" for k, v in sorted(prompt_versions().items()))
+
+
+def run_summary(
+    options: RunOptions,
+    counters: RunCounters,
+    *,
+    started: float,
+    stopped_reason: str | None,
+    summary: dict[str, Any],
+    cache_hits: int,
+) -> RunSummary:
+    """The `RunSummary` of a session from its counters and the store's summary."""
     return RunSummary(
         run_dir=options.run_dir,
         processed=counters.processed,
@@ -567,7 +622,67 @@ async def run_corpus(
         failed=counters.failed,
         records=counters.records,
         wall_seconds=round(time.monotonic() - started, 3),
+        stopped_reason=stopped_reason,
+        summary=summary,
+        cache_hits=cache_hits,
+    )
+
+
+async def run_corpus(
+    items: Iterable[CorpusItem],
+    *,
+    llm: BaseChatModel,
+    settings: Settings,
+    options: RunOptions,
+) -> RunSummary:
+    """Run every item through the document graph (or, in synthesizer mode, the synthesizer
+    graph) into the store in `options.run_dir`, in this process.
+
+    Works with any `BaseChatModel` (ChatOpenAI, the scripted model, …). Raises
+    `SettingsMismatch` when the folder was made with other output settings,
+    `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
+    document-level problems never raise. Runs over several processes
+    (`options.workers > 1`) go through `gem_graph.workers.run_corpus_workers`.
+    """
+    if options.workers != 1:
+        raise RunError(
+            "a run over several worker processes needs a corpus path and a model factory: "
+            "use gem_graph.workers.run_corpus_workers"
+        )
+    check_options(settings, options)
+    endpoint = options.endpoint or model_endpoint(llm)
+    if options.preflight and endpoint:
+        preflight(endpoint)
+    store = RunStore(options.run_dir, create=True)
+    counters = RunCounters(total=options.total)
+    session = 0
+    started = time.monotonic()
+    stopped: str | None = "interrupted"
+    outcome = ShardOutcome(stopped_reason=stopped)
+    try:
+        current, _ = check_settings(store, settings, options)
+        session = store.start_session(current)
+        outcome = await run_shard(
+            items,
+            llm=llm,
+            settings=settings,
+            options=options,
+            store=store,
+            settings_fingerprint=current,
+            endpoint=endpoint,
+            counters=counters,
+        )
+        stopped = outcome.stopped_reason
+    finally:
+        if session:
+            store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
+        summary = store.summary()
+        store.close()
+    return run_summary(
+        options,
+        counters,
+        started=started,
         stopped_reason=stopped,
         summary=summary,
-        cache_hits=cache.hits if cache is not None else 0,
+        cache_hits=outcome.cache_hits,
     )

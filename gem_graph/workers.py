@@ -1,0 +1,400 @@
+"""Corpus runs over several OS processes sharing one run store.
+
+One Python process running the document graph is CPU-bound long before the model server
+is (LangGraph, LangChain and the OpenAI client cost tens of milliseconds per document), so
+`run_corpus_workers` runs the same runner in `options.workers` processes:
+
+- the parent checks the options, the endpoint and the settings, starts the session and
+  creates the LLM cache, so workers never race on initialisation;
+- every worker (a fresh "spawn" process) reads the whole corpus and handles the documents
+  `shard_of(id, workers) == index`, a stable hash, so a re-run gives each worker the same
+  documents; it rebuilds the model from the settings with a picklable `model_factory`;
+- concurrency and the request rate are split across the workers (the total in flight stays
+  `options.concurrency`); every worker writes its documents to the same store (SQLite,
+  `BEGIN IMMEDIATE` and a busy timeout) and its environments to `RUN_DIR/environments`;
+- workers report their counters to the parent as plain JSON over a pipe; the parent shows
+  the live progress and, when one worker stops (the model server is down) or dies, stops the
+  others. Ctrl-C or SIGTERM to the parent ends the workers, and a worker whose parent died
+  (even by SIGKILL) stops on its own, so no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from gem_graph.cache import SQLiteLLMCache
+from gem_graph.corpus import CorpusItem, read_corpus
+from gem_graph.report import ProgressDisplay, RunCounters
+from gem_graph.runner import (
+    RunError,
+    RunOptions,
+    RunSummary,
+    ShardOutcome,
+    cache_namespace,
+    check_options,
+    check_settings,
+    model_endpoint,
+    preflight,
+    run_shard,
+    run_summary,
+)
+from gem_graph.settings import Settings
+from gem_graph.store import RunStore
+
+ModelFactory = Callable[[Settings], BaseChatModel]
+"""Builds the chat model in each worker; must be picklable (a module-level function)."""
+
+REPORT_EVERY_S = 0.25
+STOP_GRACE_S = 5.0
+
+
+def settings_model(settings: Settings) -> BaseChatModel:
+    """The default model factory: `make_chat_model(settings.model)`."""
+    from gem_graph.llm import make_chat_model
+
+    return make_chat_model(settings.model)
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where the corpus is, so that each worker can read it itself."""
+
+    path: Path
+    text_field: str = "text"
+    id_field: str = "id"
+
+    def read(self) -> Iterator[CorpusItem]:
+        return read_corpus(self.path, text_field=self.text_field, id_field=self.id_field)
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` whole shares differing by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+# ---- counters over the pipe -----------------------------------------------------------------
+
+
+def counters_json(counters: RunCounters) -> dict[str, Any]:
+    """The counters a worker reports (plain JSON)."""
+    return {
+        "done": counters.done,
+        "kept": counters.kept,
+        "records": counters.records,
+        "failed": counters.failed,
+        "skipped": counters.skipped,
+        "processed": counters.processed,
+        "rejected": dict(counters.rejected),
+        "input_tokens": counters.input_tokens,
+        "output_tokens": counters.output_tokens,
+    }
+
+
+def add_counters(into: RunCounters, reports: list[dict[str, Any]]) -> None:
+    """Set `into` to the sum of the workers' latest reports (its total and clock are kept)."""
+    into.done = sum(float(r.get("done", 0.0)) for r in reports)
+    for name in ("kept", "records", "failed", "skipped", "processed"):
+        setattr(into, name, sum(int(r.get(name, 0)) for r in reports))
+    into.input_tokens = sum(int(r.get("input_tokens", 0)) for r in reports)
+    into.output_tokens = sum(int(r.get("output_tokens", 0)) for r in reports)
+    rejected: Counter[str] = Counter()
+    for report in reports:
+        rejected.update({str(k): int(v) for k, v in (report.get("rejected") or {}).items()})
+    into.rejected = rejected
+
+
+# ---- parent -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: Any  # multiprocessing.context.SpawnProcess
+    conn: Connection
+    report: dict[str, Any]
+    final: dict[str, Any] | None = None
+
+
+def run_corpus_workers(
+    source: CorpusSource,
+    *,
+    settings: Settings,
+    options: RunOptions,
+    model_factory: ModelFactory = settings_model,
+) -> RunSummary:
+    """Run the corpus at `source` into `options.run_dir` with `options.workers` processes.
+
+    Same outcome, errors and summary as `run_corpus`; blocks until the workers are done.
+    """
+    check_options(settings, options)
+    count = min(options.workers, options.concurrency)
+    endpoint = options.endpoint or model_endpoint(model_factory(settings))
+    if options.preflight and endpoint:
+        preflight(endpoint)
+    store = RunStore(options.run_dir, create=True)
+    counters = RunCounters(total=options.total)
+    session = 0
+    started = time.monotonic()
+    stopped: str | None = "interrupted"
+    workers: list[_Worker] = []
+    cache_hits = 0
+    try:
+        current, _ = check_settings(store, settings, options)
+        session = store.start_session(current)
+        if options.cache_path is not None:
+            SQLiteLLMCache(options.cache_path, namespace=cache_namespace()).close()
+        with _parent_signals():
+            workers = _start(source, settings, options, model_factory, current, endpoint, count)
+            with ProgressDisplay(counters, enabled=options.progress):
+                stopped = _supervise(workers, counters)
+        cache_hits = sum(int((w.final or {}).get("cache_hits", 0)) for w in workers)
+    finally:
+        _end(workers)
+        if workers:
+            add_counters(counters, [w.report for w in workers])
+        if session:
+            store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
+        summary = store.summary()
+        store.close()
+    return run_summary(
+        options,
+        counters,
+        started=started,
+        stopped_reason=stopped,
+        summary=summary,
+        cache_hits=cache_hits,
+    )
+
+
+def _start(
+    source: CorpusSource,
+    settings: Settings,
+    options: RunOptions,
+    model_factory: ModelFactory,
+    fingerprint: str,
+    endpoint: str | None,
+    count: int,
+) -> list[_Worker]:
+    context = multiprocessing.get_context("spawn")
+    rps = options.requests_per_second
+    workers: list[_Worker] = []
+    for index, share in enumerate(split(options.concurrency, count)):
+        worker_options = replace(
+            options,
+            concurrency=share,
+            requests_per_second=rps / count if rps else None,
+            progress=False,
+            preflight=False,
+            total=None,
+            workers=1,
+            shard=(index, count),
+        )
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=worker_main,
+            args=(
+                child_end,
+                os.getpid(),
+                source,
+                settings,
+                worker_options,
+                model_factory,
+                fingerprint,
+                endpoint,
+            ),
+            name=f"gem-graph-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        child_end.close()
+        workers.append(_Worker(index, process, parent_end, {}))
+    return workers
+
+
+def _supervise(workers: list[_Worker], counters: RunCounters) -> str | None:
+    """Collect reports until every worker is done; the first stop reason ends the others."""
+    stopped: str | None = None
+    live = {w.conn: w for w in workers}
+    while live:
+        for conn in wait(list(live), timeout=REPORT_EVERY_S):
+            worker = live[conn]  # type: ignore[index]
+            try:
+                message = json.loads(worker.conn.recv_bytes())
+            except (EOFError, OSError, ValueError):
+                del live[worker.conn]
+                if worker.final is None:
+                    worker.process.join(timeout=STOP_GRACE_S)
+                    code = worker.process.exitcode
+                    reason = f"worker {worker.index} ended unexpectedly (exit code {code})"
+                    stopped = stopped or reason
+                    _stop_others(workers)
+                continue
+            worker.report = message.get("counters") or worker.report
+            if message.get("final"):
+                worker.final = message
+                error = message.get("error")
+                reason = message.get("stopped_reason")
+                if error:
+                    _stop_others(workers)
+                    raise RunError(str(error))
+                if reason and stopped is None:
+                    stopped = str(reason)
+                    _stop_others(workers)
+        add_counters(counters, [w.report for w in workers])
+    return stopped
+
+
+def _stop_others(workers: list[_Worker]) -> None:
+    for worker in workers:
+        if worker.final is None and worker.process.is_alive():
+            with contextlib.suppress(OSError):
+                worker.process.terminate()
+
+
+def _end(workers: list[_Worker]) -> None:
+    """Make sure no worker outlives the run: SIGTERM, a grace period, then SIGKILL."""
+    _stop_others(workers)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for worker in workers:
+        worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=STOP_GRACE_S)
+        worker.conn.close()
+
+
+@contextlib.contextmanager
+def _parent_signals() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while workers run, so the cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---- worker -----------------------------------------------------------------------------------
+
+
+def worker_main(
+    conn: Connection,
+    parent_pid: int,
+    source: CorpusSource,
+    settings: Settings,
+    options: RunOptions,
+    model_factory: ModelFactory,
+    fingerprint: str,
+    endpoint: str | None,
+) -> None:
+    """Entry point of a worker process: run one shard, report over `conn`, exit quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
+    _die_with_parent()
+    counters = RunCounters()
+    final: dict[str, Any] = {"final": True}
+    try:
+        outcome = asyncio.run(
+            _worker_run(
+                conn, parent_pid, source, settings, options, model_factory, fingerprint, endpoint,
+                counters,
+            )
+        )  # fmt: skip
+        final.update(stopped_reason=outcome.stopped_reason, cache_hits=outcome.cache_hits)
+    except asyncio.CancelledError:
+        final.update(stopped_reason="interrupted")
+    except Exception as exc:  # reported to the parent as one line
+        message = str(exc) if isinstance(exc, RunError) else f"{type(exc).__name__}: {exc}"
+        final.update(error=f"worker {options.shard}: {message}"[:2000])
+    final["counters"] = counters_json(counters)
+    with contextlib.suppress(OSError, ValueError):
+        conn.send_bytes(json.dumps(final).encode("utf-8"))
+    conn.close()
+
+
+async def _worker_run(
+    conn: Connection,
+    parent_pid: int,
+    source: CorpusSource,
+    settings: Settings,
+    options: RunOptions,
+    model_factory: ModelFactory,
+    fingerprint: str,
+    endpoint: str | None,
+    counters: RunCounters,
+) -> ShardOutcome:
+    main = asyncio.current_task()
+    assert main is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    reporter = asyncio.create_task(_report(conn, parent_pid, counters, main))
+    store = RunStore(options.run_dir)
+    try:
+        return await run_shard(
+            source.read(),
+            llm=model_factory(settings),
+            settings=settings,
+            options=options,
+            store=store,
+            settings_fingerprint=fingerprint,
+            endpoint=endpoint,
+            counters=counters,
+        )
+    finally:
+        reporter.cancel()
+        store.close()
+
+
+async def _report(
+    conn: Connection, parent_pid: int, counters: RunCounters, main: asyncio.Task[Any]
+) -> None:
+    """Send the counters every `REPORT_EVERY_S`; cancel the run when the parent is gone."""
+    last: dict[str, Any] = {}
+    while True:
+        await asyncio.sleep(REPORT_EVERY_S)
+        if os.getppid() != parent_pid:
+            main.cancel()
+            return
+        current = counters_json(counters)
+        if current == last:
+            continue
+        try:
+            conn.send_bytes(json.dumps({"counters": current}).encode("utf-8"))
+        except (OSError, ValueError):
+            main.cancel()
+            return
+        last = current
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send SIGTERM when the parent dies (`getppid` polling is the fallback)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
