@@ -19,7 +19,9 @@ from gem_graph.smoke import smoke_test
 from gem_graph.stages.common import StageContext, bullets, dump, missing_draft
 
 STAGE = "implement"
-EXAMPLE_ENVIRONMENTS = ("retail",)
+EXAMPLE_ENVIRONMENTS = ("retail", "clinic")
+"""Hand-written reference environments shown to the model: two domains, so it sees the
+pattern rather than one shape to copy."""
 
 
 def environment_to_state(env: Environment) -> dict[str, Any]:
