@@ -4,9 +4,10 @@
 
 The server runs in its own process (so its threads do not compete with the runner for the
 GIL) and answers every stage of a small procedure with scripted JSON after `--latency`
-seconds. For each concurrency the runner processes a fixed corpus, and the table compares
-documents/s with the ideal bound concurrency / (calls per document × latency), next to the
-bare document graph (no runner, no store) at the same concurrency. Execution is off for
+seconds. For each concurrency the runner processes a fixed corpus, in this process and over
+two worker processes sharing the store (`run_corpus_workers`, `--workers 2`; their start-up
+is included), and the table compares documents/s with the ideal bound concurrency / (calls
+per document × latency), next to the bare document graph (no runner, no store). Execution is off for
 the main table (the runner's own overhead); when the sandbox is available one more row
 runs with execution on (implement + sandbox replay of the retail reference environment).
 Memory per 1,000 documents in flight is the RSS high-water mark of a forked child running
@@ -20,6 +21,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -43,6 +45,7 @@ from gem_graph.testing.openai_server import (  # noqa: E402
     requested_schema_name,
     structured_answer,
 )
+from gem_graph.workers import CorpusSource, run_corpus_workers  # noqa: E402
 
 TEXT = """Summit Outfitters help centre: cancelling or returning an order.
 Sign in with the email and zip code on your account. Open your orders to see each order's
@@ -188,12 +191,23 @@ def write_corpus(folder: Path, n: int) -> Path:
 
 
 async def one_run(
-    base_url: str, corpus: Path, run_dir: Path, *, concurrency: int, execute: bool
+    base_url: str,
+    corpus: Path,
+    run_dir: Path,
+    *,
+    concurrency: int,
+    execute: bool,
+    workers: int = 1,
 ) -> tuple[float, int, int]:
-    """One `run_corpus` session; returns (seconds, kept, processed)."""
+    """One run session (in this process, or over `workers` processes); returns (seconds,
+    kept, processed)."""
     settings = settings_for(base_url, execute=execute)
-    options = RunOptions(run_dir=run_dir, concurrency=concurrency, progress=False)
+    options = RunOptions(run_dir=run_dir, concurrency=concurrency, progress=False, workers=workers)
     started = time.perf_counter()
+    if workers > 1:
+        # Blocks this event loop while the workers run; nothing else uses it meanwhile.
+        result = run_corpus_workers(CorpusSource(corpus), settings=settings, options=options)
+        return time.perf_counter() - started, result.kept, result.processed
     result = await run_corpus(
         read_corpus(corpus), llm=make_chat_model(settings.model), settings=settings, options=options
     )
@@ -240,17 +254,23 @@ def sandbox_available() -> bool:
 
 
 Row = tuple[str, int, int, int, float, float, float, float]
+Plan = list[tuple[str, int, int, bool, int]]
+"""(label, concurrency, documents, execution on, worker processes)"""
 
 
-async def measure(
-    base_url: str, work: Path, plan: list[tuple[str, int, int, bool]], latency: float
-) -> list[Row]:
+def cpu_seconds() -> float:
+    """CPU time of this process plus its finished (joined) children, i.e. the workers."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+async def measure(base_url: str, work: Path, plan: Plan, latency: float) -> list[Row]:
     """Run every row of the plan, after a short warm-up run."""
     await one_run(base_url, write_corpus(work, 4), work / "warm", concurrency=4, execute=False)
     rows: list[Row] = []
-    for index, (label, concurrency, n, execute) in enumerate(plan):
+    for index, (label, concurrency, n, execute, workers) in enumerate(plan):
         ideal = concurrency / (calls_per_document(execute) * latency)
-        cpu = time.process_time()
+        cpu = cpu_seconds()
         if label == "bare graph":
             seconds, kept, processed = await bare_graph(base_url, n, concurrency=concurrency)
         else:
@@ -260,8 +280,9 @@ async def measure(
                 work / f"run-{index}",
                 concurrency=concurrency,
                 execute=execute,
+                workers=workers,
             )
-        cpu_ms = (time.process_time() - cpu) / processed * 1000
+        cpu_ms = (cpu_seconds() - cpu) / processed * 1000
         rate = processed / seconds
         rows.append((label, concurrency, n, kept, seconds, rate, rate / ideal, cpu_ms))
         print(
@@ -291,15 +312,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gem-bench-"))
     rows: list[Row] = []
     memory: float | None = None
-    plan: list[tuple[str, int, int, bool]] = [
-        ("runner, exec off", 1, 6, False),
-        ("runner, exec off", 8, 40, False),
-        ("runner, exec off", 32, 96, False),
-        ("runner, exec off", 128, 192, False),
-        ("bare graph", 32, 96, False),
+    plan: Plan = [
+        ("runner, exec off", 1, 6, False, 1),
+        ("runner, exec off", 8, 40, False, 1),
+        ("runner, exec off", 32, 96, False, 1),
+        ("runner, exec off", 128, 192, False, 1),
+        ("2 workers, off", 1, 6, False, 2),
+        ("2 workers, off", 8, 64, False, 2),
+        ("2 workers, off", 32, 256, False, 2),
+        ("2 workers, off", 128, 384, False, 2),
+        ("bare graph", 32, 96, False, 1),
     ]
     if sandbox_available():
-        plan.append(("runner, exec on", 32, 64, True))
+        plan.append(("runner, exec on", 32, 64, True, 1))
+        plan.append(("2 workers, on", 32, 128, True, 2))
     try:
         if args.memory_docs:
             # First, in a fresh child: nothing has used an event loop or a client yet.
@@ -341,8 +367,14 @@ def main() -> int:
         "execution off (filter, extract, ground, judge), 5 with it on (+ implement)."
     )
     print(
-        "CPU ms/doc: client-process CPU time per document (graph, LangChain, OpenAI client, "
-        "runner, store); the server's CPU is not included."
+        "CPU ms/doc: client CPU time per document (graph, LangChain, OpenAI client, runner, "
+        "store; with workers, the parent plus the workers, start-up included); the server's "
+        "CPU is not included."
+    )
+    print(
+        "2 workers: run_corpus_workers (gem-graph run --workers 2), concurrency split between "
+        "two spawned processes sharing the store; wall time includes their start-up. At "
+        "concurrency 1 there is a single worker process."
     )
     if memory is not None:
         print(

@@ -16,7 +16,6 @@ Failure handling:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import shutil
@@ -97,7 +96,8 @@ class RunOptions:
     workers: int = 1
     """OS processes sharing the run (see `gem_graph.workers`); 1 runs in this process."""
     shard: tuple[int, int] | None = None
-    """`(index, count)`: handle only the documents `shard_of(id, count) == index`. Set by
+    """`(index, count)`: handle only the input entries `shard_of(position, count) == index`
+    (positions count entries from 0 in corpus order, as `limit` does). Set by
     the multi-process runner for each worker; None handles every document."""
 
     def resolved_segment_chars(self, settings: Settings) -> int:
@@ -134,14 +134,16 @@ class RunSummary:
         return self.stopped_reason is None and self.failed == 0
 
 
-def shard_of(doc_id: str, count: int) -> int:
-    """The worker (0 … count-1) that handles input document `doc_id`.
+def shard_of(ordinal: int, count: int) -> int:
+    """The worker (0 … count-1) that handles the input entry at position `ordinal`.
 
-    A stable hash, so a re-run with the same number of workers gives every worker the same
-    documents; every segment of a document goes to the worker of its input document.
+    Entries are dealt round-robin in corpus order: every worker reads the same stream, so
+    each entry goes to exactly one worker, a re-run of the same input gives every worker the
+    same entries, and the shares differ by at most one entry (a hash of the id would leave
+    one worker running alone at the end). Every segment of a document goes to the worker of
+    its input entry.
     """
-    digest = hashlib.sha256(doc_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % count
+    return ordinal % count
 
 
 def model_endpoint(llm: BaseChatModel) -> str | None:
@@ -345,10 +347,8 @@ class _Runner:
                 break
             taken += 1
             shard = self.options.shard
-            if shard is not None:
-                item_id = item.id if isinstance(item, BadInput) else str(item["id"])
-                if shard_of(item_id, shard[1]) != shard[0]:
-                    continue
+            if shard is not None and shard_of(taken - 1, shard[1]) != shard[0]:
+                continue
             if isinstance(item, BadInput):
                 self._bad_input(item)
                 continue
