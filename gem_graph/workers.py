@@ -143,6 +143,8 @@ def run_corpus_workers(
     """Run the corpus at `source` into `options.run_dir` with `options.workers` processes.
 
     Same outcome, errors and summary as `run_corpus`; blocks until the workers are done.
+    Workers are "spawn" processes: a script calling this needs the usual
+    `if __name__ == "__main__":` guard, and `model_factory` must be a module-level function.
     """
     check_options(settings, options)
     count = min(options.workers, options.concurrency)
