@@ -24,10 +24,19 @@ from langchain_core.outputs import ChatResult
 
 from gem_graph import build_gem_graph
 from gem_graph.compare import compare_runs, summarize_run
-from gem_graph.environment import Environment, load_environment
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings
-from gem_graph.synthesizer import build_synthesizer_graph, render_target, target_from_parts
+from gem_graph.synthesizer import build_synthesizer_graph
+from gem_graph.testing.reference_replies import (
+    FILTER_OK,
+    JUDGE_OK,
+    extract_reply,
+    gold_record,
+    implement_reply,
+    reference_environment,
+    synthesizer_reply,
+    trajectory_reply,
+)
 from gem_graph.testing.scripted import Reply, ScriptedChatModel, ScriptKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,80 +54,6 @@ TEXTS = {
         "appointments page; late cancellations are not possible online."
     ),
 }
-FILTER = {
-    "relevant": True,
-    "reason": "A multi-step procedure on a website.",
-    "summary": "Customer self-service.",
-    "platform": "computer",
-    "domain": "e_commerce",
-    "category": "account_management",
-}
-JUDGE_OK = {
-    "r1_tool_call_hallucination": {"passed": True, "reason": "grounded"},
-    "r2_capability_hallucination": {"passed": True, "reason": "within the tools"},
-    "r3_context_hallucination": {"passed": True, "reason": "consistent"},
-}
-
-
-def gold(env: str, index: int) -> dict[str, Any]:
-    lines = (ROOT / "environments" / env / "trajectories.jsonl").read_text().splitlines()
-    return json.loads(lines[index])
-
-
-def dialogue_calls(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (c["function"]["name"], json.loads(c["function"]["arguments"]))
-        for m in record["messages"]
-        for c in m.get("tool_calls") or []
-    ]
-
-
-def extract_reply(env: Environment, record: dict[str, Any]) -> dict[str, Any]:
-    calls = dialogue_calls(record)
-    return {
-        "workflows": [
-            {
-                "name": "main",
-                "description": "The procedure of the text.",
-                "steps": [f"use {name}" for name in env.manifest.tool_names],
-                "graph": "->".join(f"({name})" for name in env.manifest.tool_names),
-                "constraints": [line for line in env.policy.splitlines() if line.strip()][:4],
-                "example_calls": [
-                    {"tool": name, "arguments_json": json.dumps(args)} for name, args in calls
-                ],
-            }
-        ],
-        "tools": [
-            {
-                "name": t["function"]["name"],
-                "description": t["function"]["description"],
-                "parameters_json": json.dumps(t["function"]["parameters"]),
-                "read_only": t["function"]["name"] in env.manifest.read_only_tools,
-            }
-            for t in env.tools
-        ],
-        "rules": [line for line in env.policy.splitlines() if line.strip()],
-    }
-
-
-def as_draft(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "messages": [
-            {
-                "role": m["role"],
-                "content": m.get("content"),
-                "tool_calls": m.get("tool_calls"),
-                "tool_call_id": m.get("tool_call_id"),
-            }
-            for m in record["messages"]
-        ],
-        "scenario": {
-            "now": record["scenario"]["now"],
-            "rows_json": json.dumps(record["scenario"]["rows"]),
-        },
-        "patterns": ["clarification", "rule_awareness", "multi_hop"],
-        "new_tools": [],
-    }
 
 
 def diverging(record: dict[str, Any]) -> dict[str, Any]:
@@ -134,44 +69,24 @@ def diverging(record: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("no successful tool output to alter")
 
 
-def synth_answer(env: Environment, record: dict[str, Any]) -> str:
-    return render_target(
-        target_from_parts(
-            tools=env.tools,
-            schema_sql=env.schema_sql,
-            seed=env.seed,
-            tools_py=env.tools_py,
-            policy=env.policy,
-            read_only_tools=env.manifest.read_only_tools,
-            scenario=record["scenario"],
-            messages=record["messages"],
-        )
-    )
-
-
 def script(repair_every: int) -> Any:
     """A responder keyed by stage and the document's environment (`<env>-<n>`)."""
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for name in TEXTS:
-        env = load_environment(ROOT / "environments" / name)
-        ground, refined = gold(name, 0), gold(name, 1)
+        env = reference_environment(name)
+        ground, refined = gold_record(name, 0), gold_record(name, 1)
         table[("good", name)] = {
-            "filter": FILTER,
+            "filter": FILTER_OK,
             "extract": extract_reply(env, ground),
-            "implement": {
-                "schema_sql": env.schema_sql,
-                "seed_json": json.dumps(env.seed),
-                "tools_py": env.tools_py,
-                "policy": env.policy,
-            },
-            "ground": as_draft(ground),
-            "refine": as_draft(refined),
+            "implement": implement_reply(env),
+            "ground": trajectory_reply(ground),
+            "refine": trajectory_reply(refined),
             "judge": JUDGE_OK,
-            "synthesizer": synth_answer(env, ground),
+            "synthesizer": synthesizer_reply(env, ground),
         }
         table[("bad", name)] = {
-            "ground": as_draft(diverging(ground)),
-            "synthesizer": synth_answer(env, diverging(ground)),
+            "ground": trajectory_reply(diverging(ground)),
+            "synthesizer": synthesizer_reply(env, diverging(ground)),
         }
 
     def respond(key: ScriptKey, _messages: list[BaseMessage]) -> Reply:

@@ -33,9 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gem_graph.corpus import read_corpus  # noqa: E402
-from gem_graph.environment import load_environment  # noqa: E402
 from gem_graph.llm import make_chat_model  # noqa: E402
-from gem_graph.resources import data_dir  # noqa: E402
 from gem_graph.runner import RunOptions, run_corpus  # noqa: E402
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings  # noqa: E402
 from gem_graph.testing.openai_server import (  # noqa: E402
@@ -45,6 +43,15 @@ from gem_graph.testing.openai_server import (  # noqa: E402
     requested_schema_name,
     structured_answer,
 )
+from gem_graph.testing.reference_replies import (  # noqa: E402
+    FILTER_OK,
+    JUDGE_OK,
+    extract_reply,
+    gold_record,
+    implement_reply,
+    reference_environment,
+    trajectory_reply,
+)
 from gem_graph.workers import CorpusSource, run_corpus_workers  # noqa: E402
 
 TEXT = """Summit Outfitters help centre: cancelling or returning an order.
@@ -53,98 +60,17 @@ status. Pending orders can be cancelled (choose a reason) or get a new shipping 
 Delivered orders can be returned within 30 days, at most 3 units per return.
 """
 
-FILTER = {
-    "relevant": True,
-    "reason": "A web-shop support procedure.",
-    "summary": "Cancel or return an order.",
-    "platform": "computer",
-    "domain": "e_commerce",
-    "category": "order_management",
-}
-JUDGE = {
-    "r1_tool_call_hallucination": {"passed": True, "reason": "Values come from context."},
-    "r2_capability_hallucination": {"passed": True, "reason": "Tools used as defined."},
-    "r3_context_hallucination": {"passed": True, "reason": "Consistent."},
-}
-
 
 def _payloads() -> dict[str, dict[str, Any]]:
     """Stage answers built from the retail reference environment and its first gold dialogue."""
-    retail = data_dir("environments") / "retail"
-    env = load_environment(retail)
-    gold = json.loads((retail / "trajectories.jsonl").read_text().splitlines()[0])
-    tools = [
-        {
-            "name": t["function"]["name"],
-            "description": t["function"]["description"],
-            "parameters_json": json.dumps(t["function"]["parameters"]),
-            "read_only": t["function"]["name"] in env.manifest.read_only_tools,
-        }
-        for t in env.tools
-    ]
-    calls = [
-        ("authenticate_customer", {"email": "maya.lopez@example.com", "zip_code": "94110"}),
-        ("get_customer_orders", {"customer_id": "cus_1001"}),
-        ("get_order_details", {"customer_id": "cus_1001", "order_id": "ord_5001"}),
-    ]
-    extract = {
-        "workflows": [
-            {
-                "name": "cancel_order",
-                "description": "Authenticate, find the order, cancel it.",
-                "steps": ["authenticate", "list orders", "inspect the order", "cancel it"],
-                "graph": "(authenticate_customer)->(get_customer_orders)->(get_order_details)"
-                "->(cancel_order)",
-                "constraints": ["authenticate first", "only pending orders can be cancelled"],
-                "example_calls": [{"tool": n, "arguments_json": json.dumps(a)} for n, a in calls],
-            },
-            {
-                "name": "change_or_return",
-                "description": "Change a pending order or return items.",
-                "steps": [
-                    "authenticate",
-                    "search_products for a replacement",
-                    "update_shipping_address of a pending order",
-                    "create_return for a delivered order",
-                    "get_return_status",
-                ],
-                "graph": "(authenticate_customer)->(search_products)->(update_shipping_address | "
-                "create_return)->(get_return_status)",
-                "constraints": ["returns within 30 days of delivery", "at most 3 units per return"],
-                "example_calls": [
-                    {"tool": "search_products", "arguments_json": json.dumps({"query": "socks"})}
-                ],
-            },
-        ],
-        "tools": tools,
-        "rules": ["Authenticate before account actions.", "Only pending orders can be cancelled."],
-    }
-    implement = {
-        "schema_sql": env.schema_sql,
-        "seed_json": json.dumps(env.seed),
-        "tools_py": env.tools_py,
-        "policy": env.policy,
-    }
-    trajectory = {
-        "messages": [
-            {
-                "role": m["role"],
-                "content": m.get("content"),
-                "tool_calls": m.get("tool_calls"),
-                "tool_call_id": m.get("tool_call_id"),
-            }
-            for m in gold["messages"]
-        ],
-        "scenario": {"now": gold["scenario"]["now"], "rows_json": "{}"},
-        "patterns": ["clarification", "rule_awareness", "multi_hop"],
-        "new_tools": [],
-    }
+    env = reference_environment("retail")
+    gold = gold_record("retail", 0)
     return {
-        "FilterOutput": FILTER,
-        "ExtractOutput": extract,
-        "ImplementOutput": implement,
-        "TrajectoryOutput": trajectory,
-        "JudgeOutput": JUDGE,
+        "FilterOutput": FILTER_OK,
+        "ExtractOutput": extract_reply(env, gold),
+        "ImplementOutput": implement_reply(env),
+        "TrajectoryOutput": trajectory_reply(gold),
+        "JudgeOutput": JUDGE_OK,
     }
 
 

@@ -18,6 +18,9 @@ from gem_graph import build_gem_graph
 from gem_graph.environment import load_environment
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings
+from gem_graph.testing.reference_replies import extract_reply as reference_extract_reply
+from gem_graph.testing.reference_replies import gold_record, reference_environment, trajectory_reply
+from gem_graph.testing.reference_replies import implement_reply as reference_implement_reply
 
 RETAIL = Path(__file__).resolve().parents[2] / "environments" / "retail"
 TEXT = """Summit Outfitters help centre: cancelling or returning an order.
@@ -33,97 +36,19 @@ pytestmark = pytest.mark.skipif(
 
 
 def gold(index: int) -> dict[str, Any]:
-    lines = (RETAIL / "trajectories.jsonl").read_text().splitlines()
-    return json.loads(lines[index])
+    return gold_record("retail", index)
 
 
 def as_draft(record: dict[str, Any]) -> dict[str, Any]:
-    """A gold record in the shape the ground/refine stages answer with."""
-    return {
-        "messages": [
-            {
-                "role": m["role"],
-                "content": m.get("content"),
-                "tool_calls": m.get("tool_calls"),
-                "tool_call_id": m.get("tool_call_id"),
-            }
-            for m in record["messages"]
-        ],
-        "scenario": {
-            "now": record["scenario"]["now"],
-            "rows_json": json.dumps(record["scenario"]["rows"]),
-        },
-        "patterns": ["clarification", "rule_awareness", "multi_hop"],
-        "new_tools": [],
-    }
+    return trajectory_reply(record)
 
 
 def extract_reply() -> dict[str, Any]:
-    env = load_environment(RETAIL)
-    tools = [
-        {
-            "name": t["function"]["name"],
-            "description": t["function"]["description"],
-            "parameters_json": json.dumps(t["function"]["parameters"]),
-            "read_only": t["function"]["name"] in env.manifest.read_only_tools,
-        }
-        for t in env.tools
-    ]
-    calls = [
-        ("authenticate_customer", {"email": "maya.lopez@example.com", "zip_code": "94110"}),
-        ("get_customer_orders", {"customer_id": "cus_1001"}),
-        ("get_order_details", {"customer_id": "cus_1001", "order_id": "ord_5001"}),
-        (
-            "cancel_order",
-            {"customer_id": "cus_1001", "order_id": "ord_5001", "reason": "ordered_by_mistake"},
-        ),
-    ]
-    return {
-        "workflows": [
-            {
-                "name": "cancel_order",
-                "description": "Authenticate, find the order, cancel it.",
-                "steps": ["authenticate", "list orders", "inspect the order", "cancel it"],
-                "graph": "(authenticate_customer)->(get_customer_orders)->(get_order_details)"
-                "->(cancel_order)",
-                "constraints": ["authenticate first", "only pending orders can be cancelled"],
-                "example_calls": [{"tool": n, "arguments_json": json.dumps(a)} for n, a in calls],
-            },
-            {
-                "name": "change_or_return",
-                "description": "Change a pending order or return items.",
-                "steps": [
-                    "authenticate",
-                    "search_products for a replacement",
-                    "update_shipping_address of a pending order",
-                    "create_return for a delivered order",
-                    "get_return_status",
-                ],
-                "graph": "(authenticate_customer)->(search_products)->(update_shipping_address | "
-                "create_return)->(get_return_status)",
-                "constraints": ["returns within 30 days of delivery", "at most 3 units per return"],
-                "example_calls": [
-                    {"tool": "search_products", "arguments_json": json.dumps({"query": "socks"})}
-                ],
-            },
-        ],
-        "tools": tools,
-        "rules": [
-            "Authenticate before account actions.",
-            "Only pending orders can be cancelled.",
-            "Returns within 30 days, at most 3 units.",
-        ],
-    }
+    return reference_extract_reply(reference_environment("retail"), gold(0))
 
 
 def implement_reply() -> dict[str, Any]:
-    env = load_environment(RETAIL)
-    return {
-        "schema_sql": env.schema_sql,
-        "seed_json": json.dumps(env.seed),
-        "tools_py": env.tools_py,
-        "policy": env.policy,
-    }
+    return reference_implement_reply(reference_environment("retail"))
 
 
 def crashing_implement_reply() -> dict[str, Any]:

@@ -6,7 +6,6 @@ in the target format, so the checks, the smoke test and the verifier all run for
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ from library_script import JUDGE_OK, make_model
 from gem_graph.environment import load_environment
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import AttemptSettings, ModelSettings, PipelineSettings, Settings
-from gem_graph.synthesizer import (
-    INSTRUCTION,
-    build_synthesizer_graph,
-    parse_target,
-    render_target,
-    target_from_parts,
+from gem_graph.synthesizer import INSTRUCTION, build_synthesizer_graph, parse_target
+from gem_graph.testing.reference_replies import (
+    gold_record,
+    reference_environment,
+    synthesizer_reply,
 )
 
 RETAIL = Path(__file__).resolve().parents[2] / "environments" / "retail"
@@ -38,24 +36,12 @@ needs_sandbox = pytest.mark.skipif(
 
 
 def gold(index: int) -> dict[str, Any]:
-    return json.loads((RETAIL / "trajectories.jsonl").read_text().splitlines()[index])
+    return gold_record("retail", index)
 
 
 def answer(record: dict[str, Any]) -> str:
     """The retail environment plus a gold dialogue, as the synthesizer would write them."""
-    env = load_environment(RETAIL)
-    return render_target(
-        target_from_parts(
-            tools=env.tools,
-            schema_sql=env.schema_sql,
-            seed=env.seed,
-            tools_py=env.tools_py,
-            policy=env.policy,
-            read_only_tools=env.manifest.read_only_tools,
-            scenario=record["scenario"],
-            messages=record["messages"],
-        )
-    )
+    return synthesizer_reply(reference_environment("retail"), record)
 
 
 def diverging_answer() -> str:

@@ -1,0 +1,129 @@
+"""Scripted stage replies made from the hand-written reference environments.
+
+The reference environments (`environments/retail`, `environments/clinic`) come with gold
+dialogues whose tool outputs are what their code returns. Tests and benchmarks turn them
+into the answers each stage would give, so the real graph, checks and sandbox run without
+a model: the implement answer is the environment itself, the ground answer a gold dialogue.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gem_graph.environment import Environment, load_environment
+from gem_graph.resources import data_dir
+
+FILTER_OK: dict[str, Any] = {
+    "relevant": True,
+    "reason": "A multi-step procedure on a website.",
+    "summary": "Customer self-service.",
+    "platform": "computer",
+    "domain": "e_commerce",
+    "category": "account_management",
+}
+JUDGE_OK: dict[str, Any] = {
+    "r1_tool_call_hallucination": {"passed": True, "reason": "Every value comes from context."},
+    "r2_capability_hallucination": {"passed": True, "reason": "Stays within the tools."},
+    "r3_context_hallucination": {"passed": True, "reason": "Ids and facts stay consistent."},
+}
+PATTERNS = ["clarification", "rule_awareness", "multi_hop"]
+
+
+def reference_environment(name: str) -> Environment:
+    return load_environment(data_dir("environments") / name)
+
+
+def gold_record(name: str, index: int) -> dict[str, Any]:
+    """The `index`-th gold dialogue of reference environment `name`, in the record format."""
+    lines = (data_dir("environments") / name / "trajectories.jsonl").read_text().splitlines()
+    return dict(json.loads(lines[index]))
+
+
+def dialogue_calls(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """`(tool, arguments)` of every call in a record's dialogue, in order."""
+    return [
+        (c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for m in record["messages"]
+        for c in m.get("tool_calls") or []
+    ]
+
+
+def extract_reply(env: Environment, record: dict[str, Any]) -> dict[str, Any]:
+    """An extraction answer: the environment's tools as drafts, the dialogue's calls as
+    example calls, the policy's lines as rules."""
+    rules = [line.strip("- ").strip() for line in env.policy.splitlines() if line.strip()]
+    return {
+        "workflows": [
+            {
+                "name": "main",
+                "description": "The procedure of the text.",
+                "steps": [f"use {name}" for name in env.manifest.tool_names],
+                "graph": "->".join(f"({name})" for name in env.manifest.tool_names),
+                "constraints": rules[:4],
+                "example_calls": [
+                    {"tool": name, "arguments_json": json.dumps(args)}
+                    for name, args in dialogue_calls(record)
+                ],
+            }
+        ],
+        "tools": [
+            {
+                "name": t["function"]["name"],
+                "description": t["function"]["description"],
+                "parameters_json": json.dumps(t["function"]["parameters"]),
+                "read_only": t["function"]["name"] in env.manifest.read_only_tools,
+            }
+            for t in env.tools
+        ],
+        "rules": rules,
+    }
+
+
+def implement_reply(env: Environment) -> dict[str, Any]:
+    """An implement answer that is the reference environment itself."""
+    return {
+        "schema_sql": env.schema_sql,
+        "seed_json": json.dumps(env.seed),
+        "tools_py": env.tools_py,
+        "policy": env.policy,
+    }
+
+
+def trajectory_reply(record: dict[str, Any]) -> dict[str, Any]:
+    """A ground/refine answer that is the record's dialogue."""
+    return {
+        "messages": [
+            {
+                "role": m["role"],
+                "content": m.get("content"),
+                "tool_calls": m.get("tool_calls"),
+                "tool_call_id": m.get("tool_call_id"),
+            }
+            for m in record["messages"]
+        ],
+        "scenario": {
+            "now": record["scenario"]["now"],
+            "rows_json": json.dumps(record["scenario"]["rows"]),
+        },
+        "patterns": list(PATTERNS),
+        "new_tools": [],
+    }
+
+
+def synthesizer_reply(env: Environment, record: dict[str, Any]) -> str:
+    """A synthesizer answer (the target document) holding the environment and the dialogue."""
+    from gem_graph.synthesizer.format import render_target, target_from_parts
+
+    return render_target(
+        target_from_parts(
+            tools=env.tools,
+            schema_sql=env.schema_sql,
+            seed=env.seed,
+            tools_py=env.tools_py,
+            policy=env.policy,
+            read_only_tools=env.manifest.read_only_tools,
+            scenario=record["scenario"],
+            messages=record["messages"],
+        )
+    )
