@@ -176,6 +176,8 @@ async def test_fresh_worker_mode(tier: str) -> None:
 
 
 async def test_aclose_leaves_no_processes(tier: str) -> None:
+    # Other tests may leave helpers of their own (e.g. multiprocessing's resource tracker).
+    before = set(_descendants(os.getpid()))
     sb = Sandbox(test_settings(tier, prestart=2))
     ep = await sb.open_episode(TOOLS, make_db())
     await asyncio.sleep(0.2)  # let the pre-started workers come up
@@ -186,7 +188,7 @@ async def test_aclose_leaves_no_processes(tier: str) -> None:
     await ep.close()
     await sb.aclose()
     await asyncio.sleep(0.3)
-    children = _descendants(os.getpid())
+    children = [pid for pid in _descendants(os.getpid()) if pid not in before]
     assert not children, f"processes left behind: {children}"
     for pid in pids:
         assert pid is None or not os.path.exists(f"/proc/{pid}") or _zombie(pid)
