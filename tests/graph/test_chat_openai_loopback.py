@@ -141,3 +141,15 @@ async def test_an_endpoint_that_keeps_failing_gives_a_transport_reject():
     assert reject["stage"] == "filter" and reject["code"] == "transport"
     assert "InternalServerError" in reject["reason"] or "500" in reject["reason"]
     assert "sk-" not in json.dumps(reject)
+
+
+async def test_server_specific_extra_body_survives_alongside_the_response_format():
+    """json_schema travels in the raw body; a model's own extra_body must not be lost."""
+    with LoopbackOpenAIServer(respond) as server:
+        model = chat_model(server.base_url).model_copy(update={"extra_body": {"top_k": 20}})
+        graph = build_gem_graph(llm=model, settings=settings())
+        out = await graph.ainvoke({"document": {"id": "lib", "text": LIBRARY_TEXT}})
+    assert len(out["records"]) == 1, out["rejects"]
+    first = server.requests[0]["json"]
+    assert first["top_k"] == 20
+    assert first["response_format"]["json_schema"]["strict"] is True
