@@ -141,6 +141,14 @@ def demo_main(out_dir: Path, tier: str | None) -> int:
         )
     except RunError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+        if "sandbox" in str(exc):
+            print(
+                "The sandbox needs Linux with Landlock and seccomp (see `python -c "
+                '"from gem_graph.sandbox import probe; print(probe())"`). The demo\'s tool code '
+                "is hand-written and trusted, so `gem-graph demo --tier none` runs it with "
+                "rlimits only.",
+                file=sys.stderr,
+            )
         return 1
     print(summary_text(result.summary))
     print(SCRIPTED_NOTICE)
