@@ -29,6 +29,8 @@ def build_record(
     labels = {k: v for k, v in (state.get("labels") or {}).items() if k != "relevant"}
     stats = trajectory_stats(trajectory["messages"], trajectory.get("patterns"))
     stats["refined"] = bool(state.get("refined"))
+    if state.get("refine_problems"):
+        stats["refine_problems"] = sorted({p["code"] for p in state["refine_problems"]})
     digest = text_sha256(document["text"])
     return {
         "id": f"{document['id']}#{digest[:8]}",

@@ -74,6 +74,9 @@ class PipelineSettings(_Strict):
     judge: bool = True
     execute: bool = True
     """Implement tools as code and replay every call in the sandbox."""
+    keep_unrefined: bool = True
+    """When refinement runs out of attempts, keep the verified grounded trajectory (marked
+    `stats.refined = false`) instead of rejecting the document."""
     min_patterns: int = Field(default=3, ge=0, le=5)
     max_text_chars: int = Field(default=20_000, ge=100)
 

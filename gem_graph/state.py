@@ -49,6 +49,7 @@ class GemState(TypedDict, total=False):
     feedback: str
     attempts: Annotated[dict[str, int], merge_counts]
     refined: bool
+    refine_problems: list[dict[str, Any]]
     reject_reason: dict[str, Any]
     records: Annotated[list[dict[str, Any]], operator.add]
     rejects: Annotated[list[dict[str, Any]], operator.add]

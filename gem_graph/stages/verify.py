@@ -43,7 +43,7 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     stage = state["stage"]
     draft = state.get("draft")
     if draft is None:
-        return ctx.failed(state, stage, missing_draft(state))
+        return _failed(state, ctx, stage, missing_draft(state), None)
 
     trajectory, problems = trajectory_from_draft(draft)
     tools, tool_problems = _tools_for(state, draft)
@@ -66,7 +66,7 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     if problems:
         # With execution, tool messages already hold the real outputs: the model sees them.
         previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
-        return ctx.failed(state, stage, problems, previous)
+        return _failed(state, ctx, stage, problems, previous)
     update: dict[str, Any] = {
         "problems": [],
         "feedback": "",
@@ -75,6 +75,21 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
         "refined": stage == "refine",
     }
     return update
+
+
+def _failed(
+    state: dict[str, Any],
+    ctx: StageContext,
+    stage: str,
+    problems: list[ProblemDict],
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Feedback for another attempt; or, when refinement has run out of attempts and the
+    settings keep unrefined work, carry on with the verified grounded trajectory."""
+    exhausted = state["attempts"][stage] >= ctx.cap(stage)
+    if stage == "refine" and exhausted and ctx.settings.pipeline.keep_unrefined:
+        return {"problems": [], "feedback": "", "refine_problems": problems}
+    return ctx.failed(state, stage, problems, previous)
 
 
 def route_verify(state: dict[str, Any], ctx: StageContext) -> str:

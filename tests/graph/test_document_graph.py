@@ -368,3 +368,25 @@ async def test_concurrent_documents_get_deterministic_scripted_answers():
     assert sorted(r["source"]["doc_id"] for r in out["records"]) == [f"lib{i}" for i in range(6)]
     assert [r["doc_id"] for r in out["rejects"]] == ["news"]
     assert FILTER_OK["relevant"]
+
+
+async def test_a_refinement_that_never_passes_keeps_the_verified_grounded_trajectory():
+    table = good_table()
+    table[("refine", "lib")] = _with_messages(_hallucinated_id)
+    out, model = await run(table)
+    assert out["rejects"] == []
+    [record] = out["records"]
+    assert record["stats"]["refined"] is False
+    assert record["stats"]["refine_problems"] == ["ungrounded_value"]
+    assert record["messages"][1]["content"] == GROUND_OK["messages"][1]["content"]
+    assert len(model.calls_for("refine")) == settings().attempts.refine
+    assert len(model.calls_for("judge")) == 1
+
+
+async def test_without_keep_unrefined_an_exhausted_refinement_rejects():
+    table = good_table()
+    table[("refine", "lib")] = _with_messages(_hallucinated_id)
+    out, _ = await run(table, keep_unrefined=False)
+    assert out["records"] == []
+    [reject] = out["rejects"]
+    assert reject["stage"] == "refine" and reject["code"] == "ungrounded_value"
