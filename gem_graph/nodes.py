@@ -27,7 +27,11 @@ LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge", "sy
 
 
 class SandboxProvider:
-    """The sandbox for the running event loop: a given one, or one made per loop."""
+    """The sandbox for the running event loop: a given one, or one made per loop.
+
+    A made sandbox belongs to its loop; when a new loop appears (another `asyncio.run`, a
+    test with its own loop) the old one's processes are killed before a new one is made.
+    """
 
     def __init__(self, settings: Settings, given: Any | None) -> None:
         self._settings = settings
@@ -41,6 +45,8 @@ class SandboxProvider:
 
         loop = asyncio.get_running_loop()
         if self._made is None or self._made[0] is not loop:
+            if self._made is not None:
+                self._made[1].abandon()
             self._made = (loop, Sandbox(self._settings.sandbox))
         return self._made[1]
 

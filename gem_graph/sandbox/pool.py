@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
 import shutil
+import signal
 import tempfile
 import warnings
 from types import TracebackType
@@ -188,6 +190,34 @@ class Sandbox:
         if self._zygote is not None:
             await self._zygote.close()
             self._zygote = None
+        if self._cwd is not None:
+            shutil.rmtree(self._cwd, ignore_errors=True)
+            self._cwd = None
+
+    def abandon(self) -> None:
+        """Kill everything this sandbox started, without an event loop.
+
+        For a sandbox whose loop has already closed (each `asyncio.run` has its own), where
+        `aclose()` can no longer run. Killing the fork server's process group takes its
+        children with it; pre-started fresh workers lead process groups of their own.
+        """
+        self._closed = True
+        handles = list(self._live)
+        for task in self._ready:
+            if task.done() and not task.cancelled() and task.exception() is None:
+                handles.append(task.result())
+        groups = [handle.pid for handle in handles if handle.pid]
+        self._ready.clear()
+        self._live.clear()
+        if self._zygote is not None and self._zygote.proc is not None:
+            groups.append(self._zygote.proc.pid)
+            if self._zygote.sock is not None:
+                self._zygote.sock.close()
+                self._zygote.sock = None
+        self._zygote = None
+        for pid in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         if self._cwd is not None:
             shutil.rmtree(self._cwd, ignore_errors=True)
             self._cwd = None

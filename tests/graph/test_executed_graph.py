@@ -6,8 +6,13 @@ answer) and its gold trajectories (as the dialogues); the sandbox and the verifi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +174,44 @@ async def test_written_outputs_are_replaced_by_what_the_code_returned(sandbox):
     [record] = out["records"]
     assert record["messages"][5]["content"] == gold(0)["messages"][5]["content"]
     assert copy.deepcopy(record["messages"]) == gold(0)["messages"]
+
+
+def _sandbox_processes() -> list[int]:
+    """Our descendants running the sandbox worker script."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        if b"worker.py" in cmdline and "State:\tZ" not in status:
+            found.append(int(entry))
+    return found
+
+
+def test_a_graph_without_its_own_sandbox_cleans_up_when_the_event_loop_changes():
+    """Each asyncio.run has its own loop; the previous loop's sandbox must not linger."""
+    table = {
+        ("filter", "shop"): FILTER,
+        ("extract", "shop"): extract_reply(),
+        ("implement", "shop"): implement_reply(),
+        ("ground", "shop"): as_draft(gold(0)),
+        ("judge", "shop"): JUDGE_OK,
+    }
+    s = settings()
+    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"refine": False})})
+    graph = build_gem_graph(llm=make_model(table), settings=s)
+    before = set(_sandbox_processes())
+    for _ in range(3):
+        out = asyncio.run(graph.ainvoke({"document": {"id": "shop", "text": TEXT}}))
+        assert len(out["records"]) == 1
+    time.sleep(0.3)
+    # Only the last loop's fork server and its pre-started children remain.
+    lingering = set(_sandbox_processes()) - before
+    assert len(lingering) <= 1 + settings().sandbox.prestart, lingering
+    for pid in lingering:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
