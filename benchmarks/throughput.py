@@ -46,6 +46,7 @@ from gem_graph.testing.openai_server import (  # noqa: E402
 from gem_graph.testing.reference_replies import (  # noqa: E402
     FILTER_OK,
     JUDGE_OK,
+    RETAIL_TEXT,
     extract_reply,
     gold_record,
     implement_reply,
@@ -54,11 +55,7 @@ from gem_graph.testing.reference_replies import (  # noqa: E402
 )
 from gem_graph.workers import CorpusSource, run_corpus_workers  # noqa: E402
 
-TEXT = """Summit Outfitters help centre: cancelling or returning an order.
-Sign in with the email and zip code on your account. Open your orders to see each order's
-status. Pending orders can be cancelled (choose a reason) or get a new shipping address.
-Delivered orders can be returned within 30 days, at most 3 units per return.
-"""
+TEXT = RETAIL_TEXT
 
 
 def _payloads() -> dict[str, dict[str, Any]]:

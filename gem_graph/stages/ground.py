@@ -93,19 +93,20 @@ def trajectory_from_draft(draft: dict[str, Any]) -> tuple[dict[str, Any], list[P
     return trajectory, problems
 
 
+def dialogue_values(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
+    """What both dialogue writers (ground and refine) are shown about the document."""
+    blueprint = state["blueprint"]
+    return {
+        "text": state["document"]["text"],
+        "tools": dump(blueprint["tools"]),
+        "rules": bullets(blueprint["rules"]),
+        "environment": environment_text(state.get("environment")),
+        "min_patterns": ctx.settings.pipeline.min_patterns,
+    }
+
+
 async def ground_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
     """Draft a whole dialogue for the extracted tools."""
-    blueprint = state["blueprint"]
-    return await ctx.draft(
-        state,
-        stage=STAGE,
-        schema=TrajectoryOutput,
-        values={
-            "text": state["document"]["text"],
-            "tools": dump(blueprint["tools"]),
-            "workflows": dump(blueprint["workflows"]),
-            "rules": bullets(blueprint["rules"]),
-            "environment": environment_text(state.get("environment")),
-            "min_patterns": ctx.settings.pipeline.min_patterns,
-        },
-    )
+    values = dialogue_values(state, ctx)
+    values["workflows"] = dump(state["blueprint"]["workflows"])
+    return await ctx.draft(state, stage=STAGE, schema=TrajectoryOutput, values=values)

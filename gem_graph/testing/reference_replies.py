@@ -28,6 +28,12 @@ JUDGE_OK: dict[str, Any] = {
     "r3_context_hallucination": {"passed": True, "reason": "Ids and facts stay consistent."},
 }
 PATTERNS = ["clarification", "rule_awareness", "multi_hop"]
+RETAIL_TEXT = """Summit Outfitters help centre: cancelling or returning an order.
+Sign in with the email and zip code on your account. Open your orders to see each order's
+status. Pending orders can be cancelled (choose a reason) or get a new shipping address.
+Delivered orders can be returned within 30 days, at most 3 units per return.
+"""
+"""A help-centre text that the retail reference environment implements."""
 
 
 def reference_environment(name: str) -> Environment:

@@ -20,19 +20,18 @@ import pytest
 from library_script import JUDGE_OK, make_model
 
 from gem_graph import build_gem_graph
-from gem_graph.environment import load_environment
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings
+from gem_graph.testing.reference_replies import (
+    RETAIL_TEXT,
+    gold_record,
+    reference_environment,
+    trajectory_reply,
+)
 from gem_graph.testing.reference_replies import extract_reply as reference_extract_reply
-from gem_graph.testing.reference_replies import gold_record, reference_environment, trajectory_reply
 from gem_graph.testing.reference_replies import implement_reply as reference_implement_reply
 
-RETAIL = Path(__file__).resolve().parents[2] / "environments" / "retail"
-TEXT = """Summit Outfitters help centre: cancelling or returning an order.
-Sign in with the email and zip code on your account. Open your orders to see each order's
-status. Pending orders can be cancelled (choose a reason) or get a new shipping address.
-Delivered orders can be returned within 30 days, at most 3 units per return.
-"""
+TEXT = RETAIL_TEXT
 
 pytestmark = pytest.mark.skipif(
     probe()["tiers"].get("standard") is not True,
@@ -133,7 +132,7 @@ async def test_a_diverging_dialogue_is_repaired_after_execution_feedback(sandbox
     assert record["environment"]["name"] == "env_shop"
     assert len(record["environment"]["sha256"]) == 64
     [env] = out["environments"]
-    assert env["tools_py"] == load_environment(RETAIL).tools_py
+    assert env["tools_py"] == reference_environment("retail").tools_py
     assert record["messages"] == gold(1)["messages"]
 
 

@@ -6,28 +6,22 @@ in the target format, so the checks, the smoke test and the verifier all run for
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from library_script import JUDGE_OK, make_model
 
-from gem_graph.environment import load_environment
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import AttemptSettings, ModelSettings, PipelineSettings, Settings
 from gem_graph.synthesizer import INSTRUCTION, build_synthesizer_graph, parse_target
 from gem_graph.testing.reference_replies import (
+    RETAIL_TEXT,
     gold_record,
     reference_environment,
     synthesizer_reply,
 )
 
-RETAIL = Path(__file__).resolve().parents[2] / "environments" / "retail"
-TEXT = """Summit Outfitters help centre: cancelling or returning an order.
-Sign in with the email and zip code on your account. Open your orders to see each order's
-status. Pending orders can be cancelled (choose a reason) or get a new shipping address.
-Delivered orders can be returned within 30 days, at most 3 units per return.
-"""
+TEXT = RETAIL_TEXT
 
 needs_sandbox = pytest.mark.skipif(
     probe()["tiers"].get("standard") is not True,
@@ -94,7 +88,7 @@ async def test_a_diverging_dialogue_is_repaired_from_execution_feedback() -> Non
     assert record["usage"]["synthesizer"]["calls"] == 2
     assert record["usage"]["total"]["calls"] == 3
     [env] = out["environments"]
-    assert env["tools_py"] == load_environment(RETAIL).tools_py
+    assert env["tools_py"] == reference_environment("retail").tools_py
     assert record["environment"]["name"] == "env_shop"
 
 
