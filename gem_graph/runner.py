@@ -603,6 +603,17 @@ def cache_namespace() -> str:
     return "|".join(f"{k}={v}" for k, v in sorted(prompt_versions().items()))
 
 
+def close_session(
+    store: RunStore, session: int, counters: RunCounters, stopped: str | None
+) -> dict[str, Any]:
+    """End the store's session (if one started) and close the store; returns its summary."""
+    if session:
+        store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
+    summary = store.summary()
+    store.close()
+    return summary
+
+
 def run_summary(
     options: RunOptions,
     counters: RunCounters,
@@ -674,10 +685,7 @@ async def run_corpus(
         )
         stopped = outcome.stopped_reason
     finally:
-        if session:
-            store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
-        summary = store.summary()
-        store.close()
+        summary = close_session(store, session, counters, stopped)
     return run_summary(
         options,
         counters,

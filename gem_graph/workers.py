@@ -51,6 +51,7 @@ from gem_graph.runner import (
     cache_namespace,
     check_options,
     check_settings,
+    close_session,
     model_endpoint,
     preflight,
     run_shard,
@@ -172,10 +173,7 @@ def run_corpus_workers(
         _end(workers)
         if workers:
             add_counters(counters, [w.report for w in workers])
-        if session:
-            store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
-        summary = store.summary()
-        store.close()
+        summary = close_session(store, session, counters, stopped)
     return run_summary(
         options,
         counters,
