@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 
+from gem_graph.checks.metaschema import metaschema_error
 from gem_graph.checks.problems import ProblemDict, problem
 
 _MAX_ERRORS = 5
@@ -89,12 +90,12 @@ def check_call(
 
 @functools.lru_cache(maxsize=1024)
 def _validator(schema_json: str) -> Any:
-    """A checked validator per distinct schema: meta-validating a schema on every call was
-    the most expensive part of checking a trajectory."""
+    """A validator per distinct schema, which must pass meta-validation first."""
     schema = json.loads(schema_json)
-    validator_class = validator_for(schema, default=Draft202012Validator)
-    validator_class.check_schema(schema)
-    return validator_class(schema)
+    error = metaschema_error(schema)
+    if error is not None:
+        raise SchemaError(error)
+    return validator_for(schema, default=Draft202012Validator)(schema)
 
 
 def argument_problems(

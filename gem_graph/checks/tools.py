@@ -24,10 +24,7 @@ import keyword
 import re
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import validator_for
-
+from gem_graph.checks.metaschema import metaschema_error
 from gem_graph.checks.problems import ProblemDict, problem
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -62,24 +59,9 @@ def schema_problems(schema: Any, label: str, where: str) -> list[ProblemDict]:
             )
         ]
     problems: list[ProblemDict] = []
-    try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        path = "/".join(str(p) for p in exc.path)
-        at = f" at '{path}'" if path else ""
-        problems.append(
-            problem(
-                _CODE,
-                f"{label}: parameters is not a valid JSON Schema{at}: {_short(exc.message)}",
-                where,
-            )
-        )
-    except Exception as exc:  # an unknown $schema or a broken keyword must not escape
-        problems.append(
-            problem(
-                _CODE, f"{label}: parameters could not be meta-validated: {_short(str(exc))}", where
-            )
-        )
+    error = metaschema_error(schema)
+    if error is not None:
+        problems.append(problem(_CODE, f"{label}: parameters is {_short(error)}", where))
     if schema.get("type") != "object":
         problems.append(
             problem(
