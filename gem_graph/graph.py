@@ -33,6 +33,8 @@ from gem_graph.environment import environment_ref
 from gem_graph.nodes import (
     failure_handler,
     intake_node,
+    on_loop,
+    route_intake,
     stage_context,
     transport_retry_policy,
 )
@@ -69,7 +71,7 @@ def build_gem_state_graph(
     execute = settings.pipeline.execute
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return functools.partial(fn, ctx=ctx)
+        return on_loop(functools.partial(fn, ctx=ctx))
 
     def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state.get("environment")
@@ -95,26 +97,28 @@ def build_gem_state_graph(
     def add_check_node(name: str, fn: Callable[..., Any]) -> None:
         graph.add_node(name, bind(fn), error_handler=on_check_failure)
 
-    graph.add_node("intake", functools.partial(intake_node, settings=settings))
+    graph.add_node("intake", on_loop(functools.partial(intake_node, settings=settings)))
     add_llm_node("filter", filter_node)
     add_llm_node("extract", extract_node)
     add_check_node("check_blueprint", check_blueprint_node)
     add_llm_node("ground", ground_node)
     add_check_node("verify", verify_node)
-    graph.add_node("emit", emit)
-    graph.add_node("reject", reject)
+    graph.add_node("emit", on_loop(emit))
+    graph.add_node("reject", on_loop(reject))
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", lambda s: "reject" if s.get("reject_reason") else "filter", ["filter", "reject"]
+        "intake", on_loop(functools.partial(route_intake, ok="filter")), ["filter", "reject"]
     )
     graph.add_conditional_edges("filter", bind(route_filter), ["filter", "extract", "reject"])
     graph.add_edge("extract", "check_blueprint")
     after_blueprint = "implement" if execute else "ground"
     graph.add_conditional_edges(
         "check_blueprint",
-        functools.partial(
-            route_after_check, stage="extract", cap=ctx.cap("extract"), ok=after_blueprint
+        on_loop(
+            functools.partial(
+                route_after_check, stage="extract", cap=ctx.cap("extract"), ok=after_blueprint
+            )
         ),
         ["extract", after_blueprint, "reject"],
     )
@@ -124,8 +128,10 @@ def build_gem_state_graph(
         graph.add_edge("implement", "check_environment")
         graph.add_conditional_edges(
             "check_environment",
-            functools.partial(
-                route_after_check, stage="implement", cap=ctx.cap("implement"), ok="ground"
+            on_loop(
+                functools.partial(
+                    route_after_check, stage="implement", cap=ctx.cap("implement"), ok="ground"
+                )
             ),
             ["implement", "ground", "reject"],
         )

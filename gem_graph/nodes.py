@@ -7,7 +7,9 @@ validated, retried and rejected the same way whichever mode produces its traject
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -96,10 +98,35 @@ def intake_node(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {"document": document, "stage": "intake"}
 
 
-def failure_handler(kind: str) -> Callable[[dict[str, Any], NodeError], Command[str]]:
+def route_intake(state: dict[str, Any], *, ok: str) -> str:
+    """A document refused at intake goes straight to reject; others on to `ok`."""
+    return "reject" if state.get("reject_reason") else ok
+
+
+def on_loop(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A step taking the state, as a coroutine function, so LangGraph runs it on the loop.
+
+    LangGraph hands plain functions to a small thread pool. Checks, routes and record
+    building are short and CPU-bound: under the GIL a thread gains nothing, and at high
+    concurrency the steps would queue for the pool's few threads.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return fn
+
+    async def run(state: dict[str, Any]) -> Any:
+        return fn(state)
+
+    named = fn.func if isinstance(fn, functools.partial) else fn
+    run.__name__ = run.__qualname__ = getattr(named, "__name__", "step")
+    return run
+
+
+def failure_handler(
+    kind: str,
+) -> Callable[[dict[str, Any], NodeError], Awaitable[Command[str]]]:
     """Turn an error that survived the retry policy into a reject record."""
 
-    def handle(state: dict[str, Any], error: NodeError) -> Command[str]:
+    async def handle(state: dict[str, Any], error: NodeError) -> Command[str]:
         exc = error.error
         stage = error.node if error.node in LLM_STAGES else state.get("stage", error.node)
         if kind == "transport":

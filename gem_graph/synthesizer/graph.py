@@ -38,6 +38,8 @@ from gem_graph.llm import invoke_model, message_text, usage_entry
 from gem_graph.nodes import (
     failure_handler,
     intake_node,
+    on_loop,
+    route_intake,
     stage_context,
     transport_retry_policy,
 )
@@ -282,7 +284,7 @@ def build_synthesizer_state_graph(
     settings = ctx.settings
 
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return functools.partial(fn, ctx=ctx)
+        return on_loop(functools.partial(fn, ctx=ctx))
 
     def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state["environment"]
@@ -301,17 +303,17 @@ def build_synthesizer_state_graph(
     retry = transport_retry_policy(settings)
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
     on_transport_failure = failure_handler("transport")
-    graph.add_node("intake", functools.partial(intake_node, settings=settings))
+    graph.add_node("intake", on_loop(functools.partial(intake_node, settings=settings)))
     graph.add_node(
         STAGE, bind(synthesize_node), retry_policy=retry, error_handler=on_transport_failure
     )
     graph.add_node("check", bind(check_node), error_handler=failure_handler("internal"))
-    graph.add_node("emit", emit)
-    graph.add_node("reject", reject)
+    graph.add_node("emit", on_loop(emit))
+    graph.add_node("reject", on_loop(reject))
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", lambda s: "reject" if s.get("reject_reason") else STAGE, [STAGE, "reject"]
+        "intake", on_loop(functools.partial(route_intake, ok=STAGE)), [STAGE, "reject"]
     )
     graph.add_edge(STAGE, "check")
     targets = [STAGE, "emit", "reject"]

@@ -390,3 +390,34 @@ async def test_without_keep_unrefined_an_exhausted_refinement_rejects():
     assert out["records"] == []
     [reject] = out["rejects"]
     assert reject["stage"] == "refine" and reject["code"] == "ungrounded_value"
+
+
+async def test_checks_routes_and_records_run_on_the_event_loop_thread(monkeypatch):
+    # LangGraph sends plain functions to the loop's default executor, a handful of threads:
+    # at concurrency 32 the graph's own short steps would queue there behind model calls.
+    import threading
+
+    import gem_graph.graph
+    import gem_graph.stages.extract
+
+    threads: dict[str, set[int]] = {}
+
+    def spy(module: Any, name: str) -> None:
+        real = getattr(module, name)
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            threads.setdefault(name, set()).add(threading.get_ident())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, recorded)
+
+    spy(gem_graph.stages.extract, "check_blueprint")  # inside a check node
+    spy(gem_graph.graph, "route_after_check")  # a route
+    spy(gem_graph.graph, "build_record")  # the emit node
+    out, _ = await run(good_table())
+    assert len(out["records"]) == 1
+    assert threads == {
+        "check_blueprint": {threading.get_ident()},
+        "route_after_check": {threading.get_ident()},
+        "build_record": {threading.get_ident()},
+    }
