@@ -1,17 +1,21 @@
 """Runner throughput against an OpenAI-compatible loopback server with a fixed latency per call.
 
-    python benchmarks/throughput.py [--latency 0.2] [--memory-docs 300]
+    python benchmarks/throughput.py [--latency 0.2] [--repeat 3] [--memory-docs 300]
 
 The server runs in its own process (so its threads do not compete with the runner for the
 GIL) and answers every stage of a small procedure with scripted JSON after `--latency`
-seconds. For each concurrency the runner processes a fixed corpus, in this process and over
-two worker processes sharing the store (`run_corpus_workers`, `--workers 2`; their start-up
-is included), and the table compares documents/s with the ideal bound concurrency / (calls
-per document × latency), next to the bare document graph (no runner, no store). Execution is off for
-the main table (the runner's own overhead); when the sandbox is available one more row
-runs with execution on (implement + sandbox replay of the retail reference environment).
-Memory per 1,000 documents in flight is the RSS high-water mark of a forked child running
-`--memory-docs` documents all in flight at once.
+seconds. For each concurrency the runner processes a corpus of 10 documents per slot, in
+this process and over two worker processes sharing the store (`run_corpus_workers`,
+`--workers 2`; their start-up is included), and the table compares documents/s with the
+ideal bound concurrency / (calls per document × latency), next to the bare document graph
+(no runner, no store). Ten documents per slot measure a corpus run rather than its first
+wave: with a fixed latency, documents that start together keep asking for the CPU
+together, and a short run is mostly that first convoy. Execution is off for the main table
+(the runner's own overhead); when the sandbox is available more rows run with execution on
+(implement + sandbox replay of the retail reference environment). `--repeat N` runs every
+row N times and reports the median ratio and its range: on a shared 2-core VM the same run
+varies by ±15%. Memory per 1,000 documents in flight is the RSS high-water mark of a forked
+child running `--memory-docs` documents all in flight at once.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +182,23 @@ def sandbox_available() -> bool:
     return probe()["tiers"].get("standard") is True
 
 
-Row = tuple[str, int, int, int, float, float, float, float]
+@dataclass
+class Row:
+    """One line of the table: every repetition of one (mode, concurrency) run."""
+
+    label: str
+    concurrency: int
+    documents: int
+    ideal: float
+    kept: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    @property
+    def ratios(self) -> list[float]:
+        return [self.documents / s / self.ideal for s in self.seconds]
+
+
 Plan = list[tuple[str, int, int, bool, int]]
 """(label, concurrency, documents, execution on, worker processes)"""
 
@@ -187,38 +209,55 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-async def measure(base_url: str, work: Path, plan: Plan, latency: float) -> list[Row]:
-    """Run every row of the plan, after a short warm-up run."""
+async def measure(base_url: str, work: Path, plan: Plan, latency: float, repeat: int) -> list[Row]:
+    """Run every row of the plan `repeat` times, after a short warm-up run.
+
+    Repetitions go round the whole plan rather than row by row, so that a slow spell of
+    the machine spreads over the rows instead of landing on one.
+    """
     await one_run(base_url, write_corpus(work, 4), work / "warm", concurrency=4, execute=False)
-    rows: list[Row] = []
-    for index, (label, concurrency, n, execute, workers) in enumerate(plan):
-        ideal = concurrency / (calls_per_document(execute) * latency)
-        cpu = cpu_seconds()
-        if label == "bare graph":
-            seconds, kept, processed = await bare_graph(base_url, n, concurrency=concurrency)
-        else:
-            seconds, kept, processed = await one_run(
-                base_url,
-                write_corpus(work, n),
-                work / f"run-{index}",
-                concurrency=concurrency,
-                execute=execute,
-                workers=workers,
+    rows = [
+        Row(label, c, n, c / (calls_per_document(execute) * latency))
+        for label, c, n, execute, _ in plan
+    ]
+    for round_ in range(repeat):
+        for index, (label, concurrency, n, execute, workers) in enumerate(plan):
+            cpu = cpu_seconds()
+            if label == "bare graph":
+                seconds, kept, processed = await bare_graph(base_url, n, concurrency=concurrency)
+            else:
+                seconds, kept, processed = await one_run(
+                    base_url,
+                    write_corpus(work, n),
+                    work / f"run-{round_}-{index}",
+                    concurrency=concurrency,
+                    execute=execute,
+                    workers=workers,
+                )
+            row = rows[index]
+            row.kept.append(kept)
+            row.seconds.append(seconds)
+            row.cpu_ms.append((cpu_seconds() - cpu) / processed * 1000)
+            print(
+                f"  {label:17} c={concurrency:<4} {processed} docs in {seconds:.1f} s "
+                f"({processed / seconds:.1f}/s, ratio {row.ratios[-1]:.2f})",
+                flush=True,
             )
-        cpu_ms = (cpu_seconds() - cpu) / processed * 1000
-        rate = processed / seconds
-        rows.append((label, concurrency, n, kept, seconds, rate, rate / ideal, cpu_ms))
-        print(
-            f"  {label:17} c={concurrency:<4} {processed} docs in {seconds:.1f} s "
-            f"({rate:.1f}/s, ratio {rate / ideal:.2f})",
-            flush=True,
-        )
     return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; the table shows the median"
+    )
+    parser.add_argument(
+        "--docs-per-slot",
+        type=int,
+        default=10,
+        help="documents per unit of concurrency (half at concurrency 128 and with execution on)",
+    )
     parser.add_argument(
         "--memory-docs",
         type=int,
@@ -235,20 +274,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gem-bench-"))
     rows: list[Row] = []
     memory: float | None = None
+    per_slot = args.docs_per_slot
     plan: Plan = [
-        ("runner, exec off", 1, 6, False, 1),
-        ("runner, exec off", 8, 40, False, 1),
-        ("runner, exec off", 32, 96, False, 1),
-        ("runner, exec off", 128, 192, False, 1),
-        ("2 workers, off", 1, 6, False, 2),
-        ("2 workers, off", 8, 64, False, 2),
-        ("2 workers, off", 32, 256, False, 2),
-        ("2 workers, off", 128, 384, False, 2),
-        ("bare graph", 32, 96, False, 1),
+        ("runner, exec off", 1, per_slot, False, 1),
+        ("runner, exec off", 8, 8 * per_slot, False, 1),
+        ("runner, exec off", 32, 32 * per_slot, False, 1),
+        ("runner, exec off", 128, 128 * per_slot // 2, False, 1),
+        ("2 workers, off", 8, 8 * per_slot, False, 2),
+        ("2 workers, off", 32, 32 * per_slot, False, 2),
+        ("2 workers, off", 128, 128 * per_slot // 2, False, 2),
+        ("bare graph", 32, 32 * per_slot, False, 1),
     ]
     if sandbox_available():
-        plan.append(("runner, exec on", 32, 64, True, 1))
-        plan.append(("2 workers, on", 32, 128, True, 2))
+        plan.append(("runner, exec on", 32, 16 * per_slot, True, 1))
+        plan.append(("2 workers, on", 32, 16 * per_slot, True, 2))
     try:
         if args.memory_docs:
             # First, in a fresh child: nothing has used an event loop or a client yet.
@@ -263,7 +302,7 @@ def main() -> int:
             proc.join()
             memory = delta / 1e6 / n * 1000
         # All rows share one event loop: the OpenAI client pools connections per loop.
-        rows = asyncio.run(measure(base_url, work, plan, args.latency))
+        rows = asyncio.run(measure(base_url, work, plan, args.latency, args.repeat))
     finally:
         parent.send("stop")
         total_requests = parent.recv() if parent.poll(10) else None
@@ -277,14 +316,20 @@ def main() -> int:
     )
     print(
         f"{'mode':17} {'conc.':>5} {'docs':>5} {'kept':>5} {'wall s':>7} {'docs/s':>7} "
-        f"{'ideal/s':>8} {'ratio':>6} {'CPU ms/doc':>11}"
+        f"{'ideal/s':>8} {'ratio':>6} {'range':>11} {'CPU ms/doc':>11}"
     )
-    for label, concurrency, n, kept, seconds, rate, ratio, cpu_ms in rows:
-        ideal = rate / ratio
+    for row in rows:
+        seconds = statistics.median(row.seconds)
+        ratios = row.ratios
+        spread = f"{min(ratios):.2f}–{max(ratios):.2f}" if len(ratios) > 1 else "–"
         print(
-            f"{label:17} {concurrency:5} {n:5} {kept:5} {seconds:7.2f} {rate:7.1f} "
-            f"{ideal:8.1f} {ratio:6.2f} {cpu_ms:11.0f}"
+            f"{row.label:17} {row.concurrency:5} {row.documents:5} {min(row.kept):5} "
+            f"{seconds:7.2f} {row.documents / seconds:7.1f} {row.ideal:8.1f} "
+            f"{statistics.median(ratios):6.2f} {spread:>11} "
+            f"{statistics.median(row.cpu_ms):11.0f}"
         )
+    if args.repeat > 1:
+        print(f"median of {args.repeat} runs per row; range: lowest–highest ratio")
     print(
         "ideal = concurrency / (calls per document × latency); calls per document: 4 with "
         "execution off (filter, extract, ground, judge), 5 with it on (+ implement)."
@@ -296,8 +341,7 @@ def main() -> int:
     )
     print(
         "2 workers: run_corpus_workers (gem-graph run --workers 2), concurrency split between "
-        "two spawned processes sharing the store; wall time includes their start-up. At "
-        "concurrency 1 there is a single worker process."
+        "two spawned processes sharing the store; wall time includes their start-up."
     )
     if memory is not None:
         print(
