@@ -37,7 +37,12 @@ async def _replay(
     *,
     inspect: bool,
 ) -> tuple[list[dict[str, Any]], str | None, list[ProblemDict], dict[str, Any] | None]:
-    """Run the example calls in one episode; returns results, final hash, problems, listing."""
+    """Run the example calls in one episode; returns results, final hash, problems, listing.
+
+    The `inspect` replay also lists the functions and checks that read-only tools leave the
+    database alone (a snapshot and hash around each such call); the other replay only has
+    to agree with it, so it skips that work.
+    """
     problems: list[ProblemDict] = []
     results: list[dict[str, Any]] = []
     read_only = set(env.manifest.read_only_tools)
@@ -55,7 +60,7 @@ async def _replay(
         listing = load["functions"] if inspect else None
         for index, call in enumerate(calls):
             where = f"example_calls[{index}] {call['tool']}"
-            checks_state = call["tool"] in read_only
+            checks_state = inspect and call["tool"] in read_only
             if checks_state:
                 before = state_hash(open_database_bytes(await episode.snapshot()))
             result = await episode.call(call["tool"], call["arguments"])
@@ -80,7 +85,7 @@ async def _replay(
                     )
                 )
                 break
-            if call["tool"] in read_only:
+            if checks_state:
                 after = state_hash(open_database_bytes(await episode.snapshot()))
                 if after != before:
                     problems.append(

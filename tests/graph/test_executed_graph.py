@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import signal
@@ -22,8 +23,10 @@ from library_script import JUDGE_OK, make_model
 from gem_graph import build_gem_graph
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import ModelSettings, PipelineSettings, Settings
+from gem_graph.smoke import smoke_test
 from gem_graph.testing.reference_replies import (
     RETAIL_TEXT,
+    dialogue_calls,
     gold_record,
     reference_environment,
     trajectory_reply,
@@ -214,3 +217,27 @@ def test_a_graph_without_its_own_sandbox_cleans_up_when_the_event_loop_changes()
     for pid in lingering:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def example_calls() -> list[dict[str, Any]]:
+    return [{"tool": name, "arguments": args} for name, args in dialogue_calls(gold(0))]
+
+
+async def test_the_smoke_test_passes_the_reference_environment(sandbox):
+    assert await smoke_test(reference_environment("retail"), example_calls(), sandbox) == []
+
+
+async def test_the_smoke_test_catches_a_read_only_tool_that_writes(sandbox):
+    env = reference_environment("retail")
+    writes = env.tools_py.replace(
+        '    """List the authenticated customer\'s orders, newest first."""\n',
+        '    """List the authenticated customer\'s orders, newest first."""\n'
+        "    db.execute(\"UPDATE products SET name = name || '*'\")\n",
+        1,
+    )
+    assert writes != env.tools_py
+    problems = await smoke_test(dataclasses.replace(env, tools_py=writes), example_calls(), sandbox)
+    assert [(p["code"], p["where"]) for p in problems] == [
+        ("invalid_environment", "example_calls[1] get_customer_orders")
+    ]
+    assert "declared read-only but changed the database" in problems[0]["message"]
