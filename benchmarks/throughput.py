@@ -12,7 +12,8 @@ ideal bound concurrency / (calls per document × latency), next to the bare docu
 wave: with a fixed latency, documents that start together keep asking for the CPU
 together, and a short run is mostly that first convoy. Execution is off for the main table
 (the runner's own overhead); when the sandbox is available more rows run with execution on
-(implement + sandbox replay of the retail reference environment). `--repeat N` runs every
+(implement + sandbox replay of the retail reference environment), and rows labelled aiohttp
+use the OpenAI SDK's aiohttp transport (`--http-client aiohttp`). `--repeat N` runs every
 row N times and reports the median ratio and its range: on a shared 2-core VM the same run
 varies by ±15%. Memory per 1,000 documents in flight is the RSS high-water mark of a forked
 child running `--memory-docs` documents all in flight at once.
@@ -39,9 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gem_graph.corpus import read_corpus  # noqa: E402
-from gem_graph.llm import make_chat_model  # noqa: E402
+from gem_graph.llm import aclose_chat_model, make_chat_model  # noqa: E402
 from gem_graph.runner import RunOptions, run_corpus  # noqa: E402
-from gem_graph.settings import ModelSettings, PipelineSettings, Settings  # noqa: E402
+from gem_graph.settings import HttpClient, ModelSettings, PipelineSettings, Settings  # noqa: E402
 from gem_graph.testing.openai_server import (  # noqa: E402
     Answer,
     Fault,
@@ -100,9 +101,15 @@ def _serve(latency: float, pipe: Any) -> None:
         pipe.send(len(server.requests))
 
 
-def settings_for(base_url: str, *, execute: bool) -> Settings:
+def settings_for(base_url: str, *, execute: bool, http_client: HttpClient = "httpx") -> Settings:
     return Settings(
-        model=ModelSettings(name="bench", base_url=base_url, timeout_s=60, retry_initial_s=0.05),
+        model=ModelSettings(
+            name="bench",
+            base_url=base_url,
+            timeout_s=60,
+            retry_initial_s=0.05,
+            http_client=http_client,
+        ),
         pipeline=PipelineSettings(execute=execute, refine=False, judge=True),
     )
 
@@ -127,19 +134,22 @@ async def one_run(
     concurrency: int,
     execute: bool,
     workers: int = 1,
+    http_client: HttpClient = "httpx",
 ) -> tuple[float, int, int]:
     """One run session (in this process, or over `workers` processes); returns (seconds,
     kept, processed)."""
-    settings = settings_for(base_url, execute=execute)
+    settings = settings_for(base_url, execute=execute, http_client=http_client)
     options = RunOptions(run_dir=run_dir, concurrency=concurrency, progress=False, workers=workers)
     started = time.perf_counter()
     if workers > 1:
         # Blocks this event loop while the workers run; nothing else uses it meanwhile.
         result = run_corpus_workers(CorpusSource(corpus), settings=settings, options=options)
         return time.perf_counter() - started, result.kept, result.processed
-    result = await run_corpus(
-        read_corpus(corpus), llm=make_chat_model(settings.model), settings=settings, options=options
-    )
+    llm = make_chat_model(settings.model)
+    try:
+        result = await run_corpus(read_corpus(corpus), llm=llm, settings=settings, options=options)
+    finally:
+        await aclose_chat_model(llm)
     return time.perf_counter() - started, result.kept, result.processed
 
 
@@ -200,7 +210,8 @@ class Row:
 
 
 Plan = list[tuple[str, int, int, bool, int]]
-"""(label, concurrency, documents, execution on, worker processes)"""
+"""(label, concurrency, documents, execution on, worker processes); a label naming aiohttp
+runs with `http_client="aiohttp"`."""
 
 
 def cpu_seconds() -> float:
@@ -233,6 +244,7 @@ async def measure(base_url: str, work: Path, plan: Plan, latency: float, repeat:
                     concurrency=concurrency,
                     execute=execute,
                     workers=workers,
+                    http_client="aiohttp" if "aiohttp" in label else "httpx",
                 )
             row = rows[index]
             row.kept.append(kept)
@@ -283,6 +295,10 @@ def main() -> int:
         ("2 workers, off", 8, 8 * per_slot, False, 2),
         ("2 workers, off", 32, 32 * per_slot, False, 2),
         ("2 workers, off", 128, 128 * per_slot // 2, False, 2),
+        ("aiohttp, off", 8, 8 * per_slot, False, 1),
+        ("aiohttp, off", 32, 32 * per_slot, False, 1),
+        ("aiohttp, off", 128, 128 * per_slot // 2, False, 1),
+        ("aiohttp 2 workers", 32, 32 * per_slot, False, 2),
         ("bare graph", 32, 32 * per_slot, False, 1),
     ]
     if sandbox_available():
@@ -342,6 +358,10 @@ def main() -> int:
     print(
         "2 workers: run_corpus_workers (gem-graph run --workers 2), concurrency split between "
         "two spawned processes sharing the store; wall time includes their start-up."
+    )
+    print(
+        "aiohttp: the runner with http_client = 'aiohttp' (gem-graph run --http-client "
+        "aiohttp); other rows use the default httpx client."
     )
     if memory is not None:
         print(

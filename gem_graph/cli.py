@@ -195,7 +195,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `gem-graph run INPUT -o RUN_DIR`."""
-    from gem_graph.settings import StructuredMethod
+    from gem_graph.settings import HttpClient, StructuredMethod
 
     parser = subparsers.add_parser(
         "run",
@@ -223,6 +223,12 @@ def add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     model.add_argument("--temperature", type=float, default=None)
     model.add_argument("--structured-method", choices=get_args(StructuredMethod), default=None)
     model.add_argument("--timeout", type=float, default=None, help="seconds per model request")
+    model.add_argument(
+        "--http-client",
+        choices=get_args(HttpClient),
+        default=None,
+        help="the OpenAI SDK's HTTP transport (httpx); aiohttp needs less CPU per request",
+    )
     limits = parser.add_argument_group("limits")
     limits.add_argument("--concurrency", type=int, default=None, help="documents in flight (8)")
     limits.add_argument("--limit", type=int, default=None, help="process at most N documents")
@@ -322,6 +328,7 @@ def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "temperature": args.temperature,
         "structured_method": args.structured_method,
         "timeout_s": args.timeout,
+        "http_client": args.http_client,
     }
     sandbox: dict[str, Any] = {"tier": args.tier}
     if args.allow_unsafe_none:
@@ -396,12 +403,13 @@ def run_run(args: argparse.Namespace) -> int:
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
     # The model stack is imported only once the arguments are known to be usable.
-    from gem_graph.llm import make_chat_model
+    from gem_graph.llm import aclose_chat_model, make_chat_model
     from gem_graph.report import render_summary
     from gem_graph.runner import (
         EndpointUnreachable,
         RunError,
         RunOptions,
+        RunSummary,
         SettingsMismatch,
         run_corpus,
     )
@@ -433,7 +441,14 @@ def run_run(args: argparse.Namespace) -> int:
             result = run_corpus_workers(source, settings=settings, options=options)
         else:
             llm = make_chat_model(settings.model)
-            result = asyncio.run(run_corpus(items, llm=llm, settings=settings, options=options))
+
+            async def run_then_close() -> RunSummary:
+                try:
+                    return await run_corpus(items, llm=llm, settings=settings, options=options)
+                finally:
+                    await aclose_chat_model(llm)
+
+            result = asyncio.run(run_then_close())
     except EndpointUnreachable as exc:
         print(f"gem-graph: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -58,7 +58,29 @@ def make_chat_model(settings: ModelSettings | None = None) -> BaseChatModel:
         max_retries=0,
         stream_usage=True,
         use_responses_api=False,
+        http_async_client=_aiohttp_client(settings) if settings.http_client == "aiohttp" else None,
     )
+
+
+def _aiohttp_client(settings: ModelSettings) -> Any:
+    """The OpenAI SDK's aiohttp-backed client, or a clear error when aiohttp is missing."""
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "http_client = 'aiohttp' needs aiohttp: pip install 'gem-graph[aiohttp]'"
+        ) from None
+    from openai import DefaultAioHttpClient
+
+    return DefaultAioHttpClient(timeout=settings.timeout_s)
+
+
+async def aclose_chat_model(llm: BaseChatModel) -> None:
+    """Close the HTTP client that `make_chat_model` gave `llm` (only aiohttp has one of its
+    own; LangChain's default httpx client is shared and stays open)."""
+    client = getattr(llm, "http_async_client", None)
+    if client is not None:
+        await client.aclose()
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -42,6 +42,7 @@ from langchain_core.language_models import BaseChatModel
 
 from gem_graph.cache import SQLiteLLMCache
 from gem_graph.corpus import CorpusItem, read_corpus
+from gem_graph.llm import aclose_chat_model
 from gem_graph.report import ProgressDisplay, RunCounters
 from gem_graph.runner import (
     RunError,
@@ -68,7 +69,7 @@ STOP_GRACE_S = 5.0
 
 
 def settings_model(settings: Settings) -> BaseChatModel:
-    """The default model factory: `make_chat_model(settings.model)`."""
+    """The default model factory: `make_chat_model(settings.model)`; the worker closes it."""
     from gem_graph.llm import make_chat_model
 
     return make_chat_model(settings.model)
@@ -357,10 +358,11 @@ async def _worker_run(
     loop.add_signal_handler(signal.SIGTERM, main.cancel)
     reporter = asyncio.create_task(_report(conn, parent_pid, counters, main))
     store = RunStore(options.run_dir)
+    llm = model_factory(settings)
     try:
         return await run_shard(
             source.read(),
-            llm=model_factory(settings),
+            llm=llm,
             settings=settings,
             options=options,
             store=store,
@@ -371,6 +373,7 @@ async def _worker_run(
     finally:
         reporter.cancel()
         store.close()
+        await aclose_chat_model(llm)
 
 
 async def _report(

@@ -165,3 +165,23 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
 def test_stats_on_a_folder_without_a_run_is_a_usage_error(tmp_path):
     done = gem("stats", tmp_path)
     assert done.returncode == 2 and "holds no run store" in done.stderr
+
+
+def test_the_aiohttp_client_runs_closes_cleanly_and_is_not_an_output_setting(tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", [document(i) for i in range(4)])
+    more = write_jsonl(tmp_path / "more.jsonl", [document(i) for i in range(8)])
+    run_dir = tmp_path / "run"
+    with LoopbackOpenAIServer(respond) as server:
+        toml = settings_toml(tmp_path / "s.toml", server.base_url)
+        one = gem("run", corpus, "-o", run_dir, "--settings", toml)
+        two = gem(  # httpx before, aiohttp now: a transport option, so not refused
+            "run", more, "-o", run_dir, "--settings", toml, "--http-client", "aiohttp",
+            "--workers", "2", "--quiet",
+        )  # fmt: skip
+        requests = len(server.requests)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert "Unclosed" not in two.stderr  # every worker closed its aiohttp session
+    with RunStore(run_dir) as store:
+        assert len(list(store.iter_records())) == 8
+    assert requests == 8 * CALLS_PER_KEPT

@@ -10,17 +10,24 @@ import pytest
 from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond, write_jsonl
 
 from gem_graph.corpus import read_corpus
-from gem_graph.llm import make_chat_model
+from gem_graph.llm import aclose_chat_model, make_chat_model
 from gem_graph.runner import EndpointUnreachable, RunOptions, RunSummary, run_corpus
 from gem_graph.store import RunStore
 from gem_graph.testing.openai_server import Answer, Fault, LoopbackOpenAIServer
 
 
 async def run(path: Path, run_dir: Path, base_url: str, **options) -> RunSummary:
-    settings = fast_settings(base_url=base_url, timeout_s=options.pop("timeout_s", 5.0))
+    settings = fast_settings(
+        base_url=base_url,
+        timeout_s=options.pop("timeout_s", 5.0),
+        http_client=options.pop("http_client", "httpx"),
+    )
     opts = RunOptions(run_dir=run_dir, progress=False, **options)
     llm = make_chat_model(settings.model)
-    return await run_corpus(read_corpus(path), llm=llm, settings=settings, options=opts)
+    try:
+        return await run_corpus(read_corpus(path), llm=llm, settings=settings, options=opts)
+    finally:
+        await aclose_chat_model(llm)
 
 
 @pytest.mark.parametrize(
@@ -35,11 +42,14 @@ async def run(path: Path, run_dir: Path, base_url: str, **options) -> RunSummary
     ],
     ids=lambda f: f.kind,
 )
-async def test_a_transient_fault_is_retried_and_the_document_is_kept(tmp_path, fault):
+@pytest.mark.parametrize("http_client", ["httpx", "aiohttp"])
+async def test_a_transient_fault_is_retried_and_the_document_is_kept(tmp_path, fault, http_client):
     corpus = write_jsonl(tmp_path / "c.jsonl", [document(0)])
     with LoopbackOpenAIServer(respond) as server:
         server.inject(fault)
-        result = await run(corpus, tmp_path / "run", server.base_url, timeout_s=0.8)
+        result = await run(
+            corpus, tmp_path / "run", server.base_url, timeout_s=0.8, http_client=http_client
+        )
         requests = len(server.requests)
     assert (result.kept, result.failed, result.stopped_reason) == (1, 0, None)
     assert requests == CALLS_PER_KEPT + 1
