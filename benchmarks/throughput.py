@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -209,9 +209,18 @@ class Row:
         return [self.documents / s / self.ideal for s in self.seconds]
 
 
-Plan = list[tuple[str, int, int, bool, int]]
-"""(label, concurrency, documents, execution on, worker processes); a label naming aiohttp
-runs with `http_client="aiohttp"`."""
+class Case(NamedTuple):
+    """One row of the plan."""
+
+    label: str
+    concurrency: int
+    documents: int
+    execute: bool = False
+    workers: int = 1
+    http_client: HttpClient = "httpx"
+
+
+Plan = list[Case]
 
 
 def cpu_seconds() -> float:
@@ -228,11 +237,17 @@ async def measure(base_url: str, work: Path, plan: Plan, latency: float, repeat:
     """
     await one_run(base_url, write_corpus(work, 4), work / "warm", concurrency=4, execute=False)
     rows = [
-        Row(label, c, n, c / (calls_per_document(execute) * latency))
-        for label, c, n, execute, _ in plan
+        Row(
+            c.label,
+            c.concurrency,
+            c.documents,
+            c.concurrency / (calls_per_document(c.execute) * latency),
+        )
+        for c in plan
     ]
     for round_ in range(repeat):
-        for index, (label, concurrency, n, execute, workers) in enumerate(plan):
+        for index, case in enumerate(plan):
+            label, concurrency, n = case.label, case.concurrency, case.documents
             cpu = cpu_seconds()
             if label == "bare graph":
                 seconds, kept, processed = await bare_graph(base_url, n, concurrency=concurrency)
@@ -242,9 +257,9 @@ async def measure(base_url: str, work: Path, plan: Plan, latency: float, repeat:
                     write_corpus(work, n),
                     work / f"run-{round_}-{index}",
                     concurrency=concurrency,
-                    execute=execute,
-                    workers=workers,
-                    http_client="aiohttp" if "aiohttp" in label else "httpx",
+                    execute=case.execute,
+                    workers=case.workers,
+                    http_client=case.http_client,
                 )
             row = rows[index]
             row.kept.append(kept)
@@ -288,22 +303,22 @@ def main() -> int:
     memory: float | None = None
     per_slot = args.docs_per_slot
     plan: Plan = [
-        ("runner, exec off", 1, per_slot, False, 1),
-        ("runner, exec off", 8, 8 * per_slot, False, 1),
-        ("runner, exec off", 32, 32 * per_slot, False, 1),
-        ("runner, exec off", 128, 128 * per_slot // 2, False, 1),
-        ("2 workers, off", 8, 8 * per_slot, False, 2),
-        ("2 workers, off", 32, 32 * per_slot, False, 2),
-        ("2 workers, off", 128, 128 * per_slot // 2, False, 2),
-        ("aiohttp, off", 8, 8 * per_slot, False, 1),
-        ("aiohttp, off", 32, 32 * per_slot, False, 1),
-        ("aiohttp, off", 128, 128 * per_slot // 2, False, 1),
-        ("aiohttp 2 workers", 32, 32 * per_slot, False, 2),
-        ("bare graph", 32, 32 * per_slot, False, 1),
+        Case("runner, exec off", 1, per_slot),
+        Case("runner, exec off", 8, 8 * per_slot),
+        Case("runner, exec off", 32, 32 * per_slot),
+        Case("runner, exec off", 128, 128 * per_slot // 2),
+        Case("2 workers, off", 8, 8 * per_slot, workers=2),
+        Case("2 workers, off", 32, 32 * per_slot, workers=2),
+        Case("2 workers, off", 128, 128 * per_slot // 2, workers=2),
+        Case("aiohttp, off", 8, 8 * per_slot, http_client="aiohttp"),
+        Case("aiohttp, off", 32, 32 * per_slot, http_client="aiohttp"),
+        Case("aiohttp, off", 128, 128 * per_slot // 2, http_client="aiohttp"),
+        Case("aiohttp 2 workers", 32, 32 * per_slot, workers=2, http_client="aiohttp"),
+        Case("bare graph", 32, 32 * per_slot),
     ]
     if sandbox_available():
-        plan.append(("runner, exec on", 32, 16 * per_slot, True, 1))
-        plan.append(("2 workers, on", 32, 16 * per_slot, True, 2))
+        plan.append(Case("runner, exec on", 32, 16 * per_slot, execute=True))
+        plan.append(Case("2 workers, on", 32, 16 * per_slot, execute=True, workers=2))
     try:
         if args.memory_docs:
             # First, in a fresh child: nothing has used an event loop or a client yet.

@@ -73,7 +73,7 @@ def build_gem_state_graph(
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
         return on_loop(functools.partial(fn, ctx=ctx))
 
-    def emit(state: dict[str, Any]) -> dict[str, Any]:
+    async def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state.get("environment")
         record = build_record(
             state,
@@ -83,7 +83,7 @@ def build_gem_state_graph(
         )
         return {"records": [record], "environments": [env] if env else []}
 
-    def reject(state: dict[str, Any]) -> dict[str, Any]:
+    async def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
     retry = transport_retry_policy(settings)
@@ -97,18 +97,18 @@ def build_gem_state_graph(
     def add_check_node(name: str, fn: Callable[..., Any]) -> None:
         graph.add_node(name, bind(fn), error_handler=on_check_failure)
 
-    graph.add_node("intake", on_loop(functools.partial(intake_node, settings=settings)))
+    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     add_llm_node("filter", filter_node)
     add_llm_node("extract", extract_node)
     add_check_node("check_blueprint", check_blueprint_node)
     add_llm_node("ground", ground_node)
     add_check_node("verify", verify_node)
-    graph.add_node("emit", on_loop(emit))
-    graph.add_node("reject", on_loop(reject))
+    graph.add_node("emit", emit)
+    graph.add_node("reject", reject)
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", on_loop(functools.partial(route_intake, ok="filter")), ["filter", "reject"]
+        "intake", functools.partial(route_intake, ok="filter"), ["filter", "reject"]
     )
     graph.add_conditional_edges("filter", bind(route_filter), ["filter", "extract", "reject"])
     graph.add_edge("extract", "check_blueprint")

@@ -63,7 +63,7 @@ def validate_llm(llm: Any) -> BaseChatModel:
     return llm
 
 
-def intake_node(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
+async def intake_node(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Validate the document at the boundary; bad input becomes a reject, not an exception."""
     raw = state.get("document")
     try:
@@ -98,7 +98,7 @@ def intake_node(state: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {"document": document, "stage": "intake"}
 
 
-def route_intake(state: dict[str, Any], *, ok: str) -> str:
+async def route_intake(state: dict[str, Any], *, ok: str) -> str:
     """A document refused at intake goes straight to reject; others on to `ok`."""
     return "reject" if state.get("reject_reason") else ok
 

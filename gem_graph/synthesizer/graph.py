@@ -286,7 +286,7 @@ def build_synthesizer_state_graph(
     def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
         return on_loop(functools.partial(fn, ctx=ctx))
 
-    def emit(state: dict[str, Any]) -> dict[str, Any]:
+    async def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state["environment"]
         record = build_record(
             state,
@@ -297,23 +297,23 @@ def build_synthesizer_state_graph(
         )
         return {"records": [record], "environments": [env]}
 
-    def reject(state: dict[str, Any]) -> dict[str, Any]:
+    async def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
     retry = transport_retry_policy(settings)
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
     on_transport_failure = failure_handler("transport")
-    graph.add_node("intake", on_loop(functools.partial(intake_node, settings=settings)))
+    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     graph.add_node(
         STAGE, bind(synthesize_node), retry_policy=retry, error_handler=on_transport_failure
     )
     graph.add_node("check", bind(check_node), error_handler=failure_handler("internal"))
-    graph.add_node("emit", on_loop(emit))
-    graph.add_node("reject", on_loop(reject))
+    graph.add_node("emit", emit)
+    graph.add_node("reject", reject)
 
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", on_loop(functools.partial(route_intake, ok=STAGE)), [STAGE, "reject"]
+        "intake", functools.partial(route_intake, ok=STAGE), [STAGE, "reject"]
     )
     graph.add_edge(STAGE, "check")
     targets = [STAGE, "emit", "reject"]
