@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -153,3 +154,11 @@ async def test_server_specific_extra_body_survives_alongside_the_response_format
     first = server.requests[0]["json"]
     assert first["top_k"] == 20
     assert first["response_format"]["json_schema"]["strict"] is True
+
+
+def test_the_aiohttp_client_without_aiohttp_installed_says_which_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # import fails
+    with pytest.raises(ImportError, match=r"pip install 'gem-graph\[aiohttp\]'"):
+        make_chat_model(
+            ModelSettings(name="m", base_url="http://127.0.0.1:9", http_client="aiohttp")
+        )
