@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeAlias, get_args
+from typing import Any, BinaryIO, TypeAlias, get_args
 
 from gem_graph import __version__
 from gem_graph.settings import SandboxTier, Settings
@@ -543,20 +543,20 @@ def add_verify(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    """Verify every record and print one JSON line each; 0 when all are ok, else 1."""
+    """Verify every record and print one JSON line each; 0 when all are ok, else 1.
+
+    The records file is read as bytes, line by line, so invalid UTF-8 or an oversized
+    line is that line's `invalid_record` verdict and the command goes on. Verdicts are
+    printed as ASCII JSON, which any terminal or pipe accepts.
+    """
     from gem_graph.environment import EnvironmentFormatError, load_environment
     from gem_graph.sandbox import SandboxUnavailable
-    from gem_graph.verify import read_records, verify_records
+    from gem_graph.verify import MAX_RECORD_BYTES, read_records, verify_records
 
     try:
         load_environment(args.env)
     except EnvironmentFormatError as exc:
         raise UsageError(str(exc)) from None
-    try:
-        lines = args.records.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {args.records}: {exc}") from None
-
     sandbox = Settings().sandbox
     if args.tier is not None:
         sandbox = sandbox.model_copy(update={"tier": args.tier})
@@ -564,18 +564,70 @@ def run_verify(args: argparse.Namespace) -> int:
         sandbox = sandbox.model_copy(update={"allow_unsafe_none": True})
     settings = Settings(sandbox=sandbox)
 
+    try:
+        records_file = open(args.records, "rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.records}: {exc}") from None
+
     async def verify_all() -> bool:
         all_ok = True
+        lines = _bounded_lines(records_file, MAX_RECORD_BYTES, str(args.records))
         async for result in verify_records(args.env, read_records(lines), settings):
-            all_ok = all_ok and bool(result["ok"])
-            print(json.dumps(result, ensure_ascii=False), flush=True)
+            all_ok = all_ok and result.get("ok") is True
+            print(_verdict_json(result), flush=True)
         return all_ok
 
     try:
-        all_ok = asyncio.run(verify_all())
+        with records_file:
+            all_ok = asyncio.run(verify_all())
     except SandboxUnavailable as exc:
         raise UsageError(f"the sandbox cannot run at the requested tier: {exc}") from None
     return EXIT_OK if all_ok else EXIT_FAILED
+
+
+def _bounded_lines(stream: BinaryIO, limit: int, name: str) -> Iterator[bytes]:
+    """The lines of `stream` without their newline, holding at most `limit + 1` bytes.
+
+    A longer line is cut there (so it reads as oversized) and its rest skipped, which keeps
+    the line numbers right. A read failure is a `UsageError` naming the file.
+    """
+    try:
+        while True:
+            line = stream.readline(limit + 1)
+            if not line:
+                return
+            if line.endswith(b"\n"):
+                line = line[:-1]
+            elif len(line) > limit:
+                while True:
+                    rest = stream.readline(2**20)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+            yield line
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc}") from None
+
+
+def _verdict_json(result: dict[str, Any]) -> str:
+    """One verdict as ASCII JSON; a verdict that cannot be encoded still prints a failure."""
+    try:
+        return json.dumps(result, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        record_id = result.get("id")
+        printable_id = record_id if type(record_id) is str and record_id.isascii() else None
+        fallback = {
+            "id": printable_id,
+            "ok": False,
+            "problems": [
+                {
+                    "code": "internal_error",
+                    "message": f"the verdict could not be printed ({type(exc).__name__})",
+                    "where": "record",
+                }
+            ],
+            "final_state_sha256": None,
+        }
+        return json.dumps(fallback, ensure_ascii=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Public functions:
 - `parse_arguments(raw) -> dict | None`: a call's `arguments` JSON string as an object, or
   None when it is not a JSON object string.
 - `check_call(name, arguments, tools_by_name, where) -> list[ProblemDict]`: codes
-  `unknown_tool`, `malformed_arguments` (not a JSON object string), `invalid_arguments`
+  `unknown_tool`, `malformed_arguments` (not a strict JSON object string: the message says
+  why, e.g. a duplicate key, NaN or a lone surrogate), `invalid_arguments`
   (fails the schema, or names a property the schema does not declare), and
   `invalid_tool_schema` when the tool's own schema is too broken to validate against.
 - `argument_problems(name, arguments, schema, where) -> list[ProblemDict]`: the schema part
@@ -25,6 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 from jsonschema.validators import validator_for
 
+from gem_graph import strictjson
 from gem_graph.checks.metaschema import metaschema_error
 from gem_graph.checks.problems import ProblemDict, problem
 
@@ -33,12 +35,16 @@ _REQUIRED = re.compile(r"^('.*') is a required property$")
 
 
 def parse_arguments(raw: Any) -> dict[str, Any] | None:
-    """The arguments object encoded in `raw`, or None if `raw` is not a JSON object string."""
+    """The arguments object encoded in `raw`, or None if `raw` is not a JSON object string.
+
+    Parsed strictly (`strictjson`): duplicate keys, NaN, lone surrogates or deep nesting
+    make the arguments malformed rather than read one arbitrary way.
+    """
     if not isinstance(raw, str):
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = strictjson.loads(raw)
+    except strictjson.StrictJSONError:
         return None
     return value if isinstance(value, dict) else None
 
@@ -67,12 +73,13 @@ def check_call(
             )
         ]
     try:
-        value = json.loads(arguments)
-    except ValueError as exc:
+        value = strictjson.loads(arguments)
+    except strictjson.StrictJSONError as exc:
         return [
             problem(
                 "malformed_arguments",
-                f"call to {name!r}: arguments are not valid JSON ({exc}): {_short(arguments)}",
+                f"call to {name!r}: arguments must be one strict JSON object ({exc}): "
+                f"{_short(arguments)}",
                 where,
             )
         ]

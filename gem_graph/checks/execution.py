@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from gem_graph import strictjson
 from gem_graph.checks.problems import ProblemDict, problem
 
 SHOWN_LIMIT = 600
@@ -66,8 +68,18 @@ def compare_call(
         return []
 
     written = _parse(written_content)
-    written_is_error = isinstance(written, dict) and "error" in written
     real_content = tool_message_content(real)
+    if isinstance(written, _Ambiguous):
+        return [
+            problem(
+                "output_mismatch",
+                f"the written output is not strict JSON ({written.reason}), so it matches "
+                f"nothing; this call really returned {_clip(real_content)}; make the dialogue "
+                "consistent",
+                where,
+            )
+        ]
+    written_is_error = isinstance(written, dict) and "error" in written
     if status == "tool_error":
         if written_is_error:
             return []
@@ -113,12 +125,23 @@ def same_json(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+@dataclass(frozen=True)
+class _Ambiguous:
+    """A written output that only a lenient parser reads as JSON; it equals nothing."""
+
+    reason: str
+
+
 def _parse(content: str) -> Any:
-    # A written output that is not JSON is compared as the plain string it is.
+    """The written output as strict JSON, or the plain string when it is not JSON at all.
+
+    JSON that parsers read differently (duplicate keys, NaN, lone surrogates, too deep or
+    too big) becomes `_Ambiguous`, so it can never pass for the real output.
+    """
     try:
-        return json.loads(content)
-    except (json.JSONDecodeError, TypeError):
-        return content
+        return strictjson.loads(content)
+    except strictjson.StrictJSONError as exc:
+        return content if exc.kind == "syntax" else _Ambiguous(str(exc))
 
 
 def _dumps(value: Any) -> str:

@@ -41,6 +41,7 @@ import math
 import re
 from typing import Any
 
+from gem_graph import strictjson
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.tools import tool_parameters
 from gem_graph.checks.trajectory import (
@@ -184,8 +185,8 @@ class _Evidence:
         """Add a tool message: its raw text plus the strings and numbers of its JSON."""
         self.add_text(content)
         try:
-            value = json.loads(content)
-        except ValueError:
+            value = strictjson.loads(content)
+        except strictjson.StrictJSONError:  # not JSON, or too deep/ambiguous to read
             return
         strings: list[str] = []
         _collect(value, strings, self._numbers)
@@ -402,8 +403,8 @@ def _check_call(
     if not isinstance(name, str) or not isinstance(raw, str):
         return []
     try:
-        arguments = json.loads(raw)
-    except ValueError:
+        arguments = strictjson.loads(raw)
+    except strictjson.StrictJSONError:  # reported as malformed_arguments elsewhere
         return []
     if not isinstance(arguments, dict):
         return []

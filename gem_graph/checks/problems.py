@@ -38,6 +38,7 @@ CODES: Final[frozenset[str]] = frozenset(
         "invalid_input",
         "internal_error",
         "invalid_blueprint",
+        "invalid_record",  # a verify input line that is not a usable record
     }
 )
 

@@ -100,3 +100,30 @@ def test_tier_none_without_opt_in_refuses_to_run() -> None:
     assert done.returncode == 2
     assert "allow_unsafe_none" in done.stderr and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_hostile_lines_get_one_verdict_each_in_ascii(tmp_path: Path) -> None:
+    good = gold_records()[0]
+    renamed = {**good, "id": "zoë-✓"}
+    lines = [
+        json.dumps(good).encode(),
+        b'{"id": "bad\xff", "messages": []}',  # invalid UTF-8
+        b'{"id": 1, "id": 2, "messages": []}',  # duplicate key
+        b'{"id": "\\ud800", "messages": []}',  # lone surrogate
+        b"[" * 100_000,  # deep nesting
+        b'{"messages": [], "x": NaN}',
+        json.dumps(renamed, ensure_ascii=False).encode(),
+    ]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    done = run_verify("--env", RETAIL, path)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.isascii()
+    printed = results(done.stdout)
+    assert [r["ok"] for r in printed] == [True, False, False, False, False, False, True]
+    assert printed[-1]["id"] == "zoë-✓"
+    for number, result in enumerate(printed[1:6], start=2):
+        assert result["id"] is None
+        [only] = result["problems"]
+        assert only["code"] == "invalid_record" and f"line {number}" in only["message"]
