@@ -8,9 +8,12 @@ two databases into a row-level diff or one database into a stable content hash.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +21,43 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gem_graph import strictjson
+from gem_graph.dbstate import (
+    DatabaseBuildError,
+    build_database,
+    canonical_json,
+    check_rows,
+    open_bytes,
+    state_diff,
+    state_hash,
+)
+
+__all__ = [
+    "DatabaseBuildError",
+    "Environment",
+    "EnvironmentFormatError",
+    "Manifest",
+    "build_database",
+    "database_bytes",
+    "environment_ref",
+    "load_environment",
+    "make_environment",
+    "open_database_bytes",
+    "save_environment",
+    "state_diff",
+    "state_hash",
+]
+
 MANIFEST_FILE = "environment.json"
 SCHEMA_FILE = "schema.sql"
 SEED_FILE = "seed.json"
 TOOLS_FILE = "tools.py"
-
-# Pragmas a schema may set while it is built; anything else could reach outside the database.
-_SCHEMA_PRAGMAS = frozenset({"foreign_keys"})
+MAX_FILE_BYTES = 8 * 2**20
+"""Largest accepted file of an environment directory (each of the four)."""
 
 
 class EnvironmentFormatError(ValueError):
     """An environment directory or its parts are missing or malformed."""
-
-
-class DatabaseBuildError(ValueError):
-    """The schema, the seed or the scenario rows could not be loaded into a database."""
 
 
 class DocumentSource(BaseModel):
@@ -116,7 +141,7 @@ class Environment:
             "seed": self.seed,
             "tools_py": self.tools_py,
         }
-        return hashlib.sha256(_canonical_json(payload).encode("utf-8")).hexdigest()
+        return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
 def environment_ref(env: Environment) -> dict[str, str]:
@@ -136,30 +161,34 @@ def make_environment(
     except ValidationError as exc:
         raise EnvironmentFormatError(f"invalid manifest: {_short_validation(exc)}") from None
     try:
-        rows = _check_rows(seed, "seed")
+        rows = check_rows(seed, "seed")
     except DatabaseBuildError as exc:
         raise EnvironmentFormatError(str(exc)) from None
     return Environment(manifest=checked, schema_sql=schema_sql, seed=rows, tools_py=tools_py)
 
 
 def load_environment(path: str | Path) -> Environment:
-    """Read an environment directory; every missing or malformed part is a clear error."""
+    """Read an environment directory; every missing or malformed part is a clear error.
+
+    The folder may be reached through a symlink, but each of the four files must be a
+    regular file of at most `MAX_FILE_BYTES` directly inside it: a symlink, FIFO or device
+    is refused before anything is read, so a hostile folder cannot make the client read a
+    host file, block on a pipe or exhaust memory. The JSON files are parsed strictly
+    (`gem_graph.strictjson`: no duplicate keys, NaN or lone surrogates).
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise EnvironmentFormatError(f"{folder}: not an environment directory")
-    texts: dict[str, str] = {}
-    for file_name in (MANIFEST_FILE, SCHEMA_FILE, SEED_FILE, TOOLS_FILE):
-        file_path = folder / file_name
-        try:
-            texts[file_name] = file_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise EnvironmentFormatError(f"{file_path}: missing") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EnvironmentFormatError(f"{file_path}: unreadable ({exc})") from None
-    manifest = _parse_json_object(texts[MANIFEST_FILE], folder / MANIFEST_FILE)
-    seed = _parse_json_object(texts[SEED_FILE], folder / SEED_FILE)
+    data = {
+        name: _read_environment_file(folder / name)
+        for name in (MANIFEST_FILE, SCHEMA_FILE, SEED_FILE, TOOLS_FILE)
+    }
+    manifest = _parse_json_object(data[MANIFEST_FILE], folder / MANIFEST_FILE)
+    seed = _parse_json_object(data[SEED_FILE], folder / SEED_FILE)
+    schema_sql = _decode_text(data[SCHEMA_FILE], folder / SCHEMA_FILE)
+    tools_py = _decode_text(data[TOOLS_FILE], folder / TOOLS_FILE)
     try:
-        return make_environment(manifest, texts[SCHEMA_FILE], seed, texts[TOOLS_FILE])
+        return make_environment(manifest, schema_sql, seed, tools_py)
     except EnvironmentFormatError as exc:
         raise EnvironmentFormatError(f"{folder}: {exc}") from None
 
@@ -181,244 +210,85 @@ def save_environment(env: Environment, path: str | Path) -> Path:
 
 
 # ---- databases ----------------------------------------------------------------------------
-
-
-def build_database(
-    schema_sql: str,
-    seed: Mapping[str, Any],
-    scenario_rows: Mapping[str, Any] | None = None,
-) -> sqlite3.Connection:
-    """A fresh in-memory database: the DDL, then the seed rows, then the scenario's rows.
-
-    The DDL runs with attachments disabled and an authorizer, so a hostile schema cannot
-    touch files. Raises `DatabaseBuildError` naming the failing part.
-    """
-    conn = sqlite3.connect(":memory:")
-    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-    conn.execute("PRAGMA trusted_schema = OFF")
-    conn.set_authorizer(_schema_authorizer)
-    try:
-        conn.executescript(schema_sql)
-        conn.set_authorizer(None)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise DatabaseBuildError(f"schema.sql failed: {exc}") from None
-    try:
-        _insert_rows(conn, _check_rows(seed, "seed"), "seed")
-        if scenario_rows:
-            _insert_rows(conn, _check_rows(scenario_rows, "scenario rows"), "scenario rows")
-        conn.commit()
-    except DatabaseBuildError:
-        conn.close()
-        raise
-    return conn
+# Building, hashing and diffing live in `dbstate` (stdlib only, shared with the sandbox's
+# monitor). These names stay here for trusted callers: tests and hand-written environments.
 
 
 def database_bytes(conn: sqlite3.Connection) -> bytes:
-    """Serialise the main database of `conn` (what travels to and from the sandbox)."""
+    """Serialise the main database of `conn`."""
     return conn.serialize()
 
 
-def open_database_bytes(data: bytes) -> sqlite3.Connection:
+def open_database_bytes(data: bytes, max_bytes: int = 256 * 2**20) -> sqlite3.Connection:
     """Open serialised database bytes in a fresh in-memory connection, checking integrity."""
-    conn = sqlite3.connect(":memory:")
-    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-    try:
-        conn.deserialize(data)
-        conn.execute("PRAGMA trusted_schema = OFF")
-        verdict = conn.execute("PRAGMA quick_check").fetchone()
-    except sqlite3.Error as exc:
-        conn.close()
-        raise DatabaseBuildError(f"not a valid SQLite database: {exc}") from None
-    if not verdict or verdict[0] != "ok":
-        conn.close()
-        raise DatabaseBuildError(f"database failed its integrity check: {verdict}")
-    return conn
+    return open_bytes(data, max_bytes=max_bytes)
 
 
-def _schema_authorizer(action: int, arg1: str | None, *_: object) -> int:
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() not in _SCHEMA_PRAGMAS:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
+def _read_environment_file(path: Path) -> bytes:
+    """The bytes of a regular file that is not a symlink, or `EnvironmentFormatError`.
 
-
-def _check_rows(rows: Any, what: str) -> dict[str, list[dict[str, Any]]]:
-    if not isinstance(rows, Mapping):
-        raise DatabaseBuildError(f"{what} must be an object {{table: [row, ...]}}")
-    for table, table_rows in rows.items():
-        if not isinstance(table_rows, list) or not all(isinstance(r, dict) for r in table_rows):
-            raise DatabaseBuildError(f"{what}: table {table!r} must map to a list of row objects")
-    return {str(table): list(table_rows) for table, table_rows in rows.items()}
-
-
-def _insert_rows(
-    conn: sqlite3.Connection, rows: dict[str, list[dict[str, Any]]], what: str
-) -> None:
-    tables = set(_user_tables(conn))
-    for table, table_rows in rows.items():
-        if table not in tables:
-            raise DatabaseBuildError(f"{what}: unknown table {table!r}")
-        for index, row in enumerate(table_rows):
-            columns = list(row)
-            if not columns:
-                sql = f"INSERT INTO {_quote(table)} DEFAULT VALUES"
-            else:
-                names = ", ".join(_quote(c) for c in columns)
-                marks = ", ".join("?" for _ in columns)
-                sql = f"INSERT INTO {_quote(table)} ({names}) VALUES ({marks})"
-            try:
-                conn.execute(sql, [_sql_value(row[c]) for c in columns])
-            except sqlite3.Error as exc:
-                raise DatabaseBuildError(f"{what}: {table}[{index}]: {exc}") from None
-
-
-def _sql_value(value: Any) -> Any:
-    # Nested JSON is stored as JSON text, the way tools read it back with json.loads.
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return value
-
-
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-# ---- diffs and hashes ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _TableDump:
-    columns: list[str]
-    key_columns: list[str]
-    rows: dict[tuple[Any, ...], dict[str, Any]]
-
-
-def state_diff(before: sqlite3.Connection, after: sqlite3.Connection) -> dict[str, Any]:
-    """Row-level changes per table, keyed by primary key (rowid when a table has none).
-
-    `{table: {"inserted": [row], "updated": [{"key", "before", "after"}], "deleted": [row]}}`;
-    `before`/`after` of an update hold only the changed columns. Unchanged tables are
-    omitted; tables and rows come in a fixed order.
+    `lstat` refuses special files before they are opened (a FIFO would block, a device
+    could stream forever); `O_NOFOLLOW` and the `fstat` identity check close the race where
+    the entry is swapped between the two. Messages never quote what a link points at.
     """
-    old_tables = {name: _dump_table(before, name) for name in _user_tables(before)}
-    new_tables = {name: _dump_table(after, name) for name in _user_tables(after)}
-    diff: dict[str, Any] = {}
-    for name in sorted(set(old_tables) | set(new_tables)):
-        old = old_tables.get(name)
-        new = new_tables.get(name)
-        old_rows = old.rows if old else {}
-        new_rows = new.rows if new else {}
-        reference = new or old
-        key_columns = reference.key_columns if reference else []
-        inserted = [new_rows[k] for k in _sorted_keys(set(new_rows) - set(old_rows))]
-        deleted = [old_rows[k] for k in _sorted_keys(set(old_rows) - set(new_rows))]
-        updated = []
-        for key in _sorted_keys(set(old_rows) & set(new_rows)):
-            was, now = old_rows[key], new_rows[key]
-            changed = sorted(c for c in set(was) | set(now) if not _same(was.get(c), now.get(c)))
-            if changed:
-                updated.append(
-                    {
-                        "key": dict(zip(key_columns, key, strict=True)),
-                        "before": {c: was.get(c) for c in changed},
-                        "after": {c: now.get(c) for c in changed},
-                    }
-                )
-        if inserted or updated or deleted:
-            diff[name] = {"inserted": inserted, "updated": updated, "deleted": deleted}
-    return diff
-
-
-def state_hash(conn: sqlite3.Connection) -> str:
-    """sha256 of the schema and every row, independent of page layout and insertion order.
-
-    Rows sort by primary key; tables without a declared key sort by their full content,
-    because their rowids only reflect insertion order.
-    """
-    schema = conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master "
-        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
-    ).fetchall()
-    tables: dict[str, Any] = {}
-    for name in _user_tables(conn):
-        dump = _dump_table(conn, name)
-        if dump.key_columns == ["rowid"]:
-            ordered = sorted(dump.rows.values(), key=_canonical_json)
-        else:
-            ordered = [dump.rows[key] for key in _sorted_keys(set(dump.rows))]
-        rows = [[row[c] for c in dump.columns] for row in ordered]
-        tables[name] = {"columns": dump.columns, "rows": rows}
-    payload = {"schema": [list(entry) for entry in schema], "tables": tables}
-    return hashlib.sha256(_canonical_json(payload).encode("utf-8")).hexdigest()
-
-
-def _user_tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
-def _dump_table(conn: sqlite3.Connection, table: str) -> _TableDump:
-    info = conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
-    columns = [row[1] for row in info]
-    declared = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
-    key_columns = declared or ["rowid"]
-    select = ", ".join(_quote(c) for c in columns)
-    if declared:
-        cursor = conn.execute(f"SELECT {select} FROM {_quote(table)}")
-        records = [dict(zip(columns, values, strict=True)) for values in cursor]
-        rows = {tuple(_json_value(r[c]) for c in declared): _json_row(r) for r in records}
-    else:
-        cursor = conn.execute(f"SELECT rowid, {select} FROM {_quote(table)}")
-        rows = {
-            (values[0],): _json_row(dict(zip(columns, values[1:], strict=True)))
-            for values in cursor
-        }
-    return _TableDump(columns=columns, key_columns=key_columns, rows=rows)
-
-
-def _json_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {column: _json_value(value) for column, value in row.items()}
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return {"$blob": value.hex()}
-    return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # SQLite's own order across storage classes: NULL, numbers, text, blob.
-    if value is None:
-        return (0, 0)
-    if isinstance(value, int | float):
-        return (1, value)
-    if isinstance(value, str):
-        return (2, value)
-    return (3, _canonical_json(value))
-
-
-def _sorted_keys(keys: set[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    return sorted(keys, key=lambda key: tuple(_sort_key(v) for v in key))
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _parse_json_object(text: str, where: Path) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EnvironmentFormatError(f"{where}: not valid JSON ({exc})") from None
+        entry = os.lstat(path)
+    except FileNotFoundError:
+        raise EnvironmentFormatError(f"{path}: missing") from None
+    except OSError as exc:
+        raise EnvironmentFormatError(f"{path}: unreadable ({exc.strerror})") from None
+    _check_regular(entry, path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise EnvironmentFormatError(f"{path}: {_NOT_REGULAR}") from None
+        raise EnvironmentFormatError(f"{path}: unreadable ({exc.strerror})") from None
+    try:
+        opened = os.fstat(fd)
+        _check_regular(opened, path)
+        if (opened.st_dev, opened.st_ino) != (entry.st_dev, entry.st_ino):
+            raise EnvironmentFormatError(f"{path}: changed while it was being opened")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise EnvironmentFormatError(f"{path}: unreadable ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise EnvironmentFormatError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    return b"".join(chunks)
+
+
+_NOT_REGULAR = "must be a regular file inside the environment folder, not a symlink or special file"
+
+
+def _check_regular(info: os.stat_result, path: Path) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise EnvironmentFormatError(f"{path}: {_NOT_REGULAR}")
+    if info.st_size > MAX_FILE_BYTES:
+        raise EnvironmentFormatError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+
+
+def _decode_text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvironmentFormatError(f"{path}: not valid UTF-8 (at byte {exc.start})") from None
+
+
+def _parse_json_object(data: bytes, where: Path) -> dict[str, Any]:
+    try:
+        value = strictjson.loads(data, max_bytes=MAX_FILE_BYTES)
+    except strictjson.StrictJSONError as exc:
+        raise EnvironmentFormatError(f"{where}: {exc}") from None
     if not isinstance(value, dict):
         raise EnvironmentFormatError(f"{where}: must hold a JSON object")
     return value

@@ -57,6 +57,10 @@ class SandboxSettings(_Strict):
     allow_unsafe_none: bool = False
     """`tier="none"` runs untrusted code with rlimits only; it must be opted into explicitly."""
     call_timeout_s: float = Field(default=5.0, gt=0)
+    episode_timeout_s: float = Field(default=30.0, gt=0)
+    """Wall-clock budget of one whole episode: every call, and the time between them."""
+    build_timeout_s: float = Field(default=10.0, gt=0)
+    """Budget for building an episode's database from `schema.sql`, seed and scenario rows."""
     cpu_seconds: int = Field(default=10, ge=1)
     memory_mb: int = Field(default=512, ge=64)
     max_open_files: int = Field(default=64, ge=16)

@@ -14,24 +14,16 @@ from gem_graph.checks.environment import check_signatures
 from gem_graph.checks.execution import same_json
 from gem_graph.checks.lint import lint_tool_code
 from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.environment import (
-    DatabaseBuildError,
-    Environment,
-    build_database,
-    database_bytes,
-    open_database_bytes,
-    state_hash,
-)
+from gem_graph.environment import Environment
 
 if TYPE_CHECKING:
-    from gem_graph.sandbox import Sandbox
+    from gem_graph.sandbox import DatabaseSpec, Sandbox
 
 _FATAL = {"timeout", "cpu_limit", "memory", "output_limit", "crashed", "protocol_error"}
 
 
 async def _replay(
     env: Environment,
-    db: bytes,
     calls: list[dict[str, Any]],
     sandbox: Sandbox,
     *,
@@ -39,14 +31,25 @@ async def _replay(
 ) -> tuple[list[dict[str, Any]], str | None, list[ProblemDict], dict[str, Any] | None]:
     """Run the example calls in one episode; returns results, final hash, problems, listing.
 
-    The `inspect` replay also lists the functions and checks that read-only tools leave the
-    database alone (a snapshot and hash around each such call); the other replay only has
-    to agree with it, so it skips that work.
+    The `inspect` replay also lists the functions and checks that read-only tools change
+    no rows; the other replay (with another salt) only has to agree with it.
     """
+    from gem_graph.sandbox import InvalidDatabase
+
     problems: list[ProblemDict] = []
     results: list[dict[str, Any]] = []
     read_only = set(env.manifest.read_only_tools)
-    async with await sandbox.open_episode(env.tools_py, db) as episode:
+    database: DatabaseSpec = {"schema_sql": env.schema_sql, "seed": env.seed}
+    try:
+        episode = await sandbox.open_episode(env.tools_py, database, salt=0 if inspect else 1)
+    except InvalidDatabase as exc:
+        return (
+            results,
+            None,
+            [problem("invalid_environment", str(exc), "schema_sql/seed_json")],
+            None,
+        )
+    async with episode:
         load = await episode.load()
         if not load.get("ok"):
             problems.append(
@@ -60,9 +63,6 @@ async def _replay(
         listing = load["functions"] if inspect else None
         for index, call in enumerate(calls):
             where = f"example_calls[{index}] {call['tool']}"
-            checks_state = inspect and call["tool"] in read_only
-            if checks_state:
-                before = state_hash(open_database_bytes(await episode.snapshot()))
             result = await episode.call(call["tool"], call["arguments"])
             results.append(dict(result))
             status = result["status"]
@@ -85,18 +85,15 @@ async def _replay(
                     )
                 )
                 break
-            if checks_state:
-                after = state_hash(open_database_bytes(await episode.snapshot()))
-                if after != before:
-                    problems.append(
-                        problem(
-                            "invalid_environment",
-                            f"{call['tool']} is declared read-only but changed the database",
-                            where,
-                        )
+            if inspect and call["tool"] in read_only and result["changes"]:
+                problems.append(
+                    problem(
+                        "invalid_environment",
+                        f"{call['tool']} is declared read-only but changed the database",
+                        where,
                     )
-                before = after
-        final = state_hash(open_database_bytes(await episode.snapshot()))
+                )
+        final = (await episode.state())["sha256"]
     return results, final, problems, listing
 
 
@@ -105,15 +102,11 @@ async def smoke_test(
 ) -> list[ProblemDict]:
     """Every problem that keeps `env` from serving as the tools' implementation."""
     problems = lint_tool_code(env.tools_py)
-    try:
-        db = database_bytes(build_database(env.schema_sql, env.seed))
-    except DatabaseBuildError as exc:
-        return [*problems, problem("invalid_environment", str(exc), "schema_sql/seed_json")]
     known = set(env.manifest.tool_names)
     calls = [c for c in example_calls if c["tool"] in known]
     (first, hash_a, found, listing), (second, hash_b, _, _) = await asyncio.gather(
-        _replay(env, db, calls, sandbox, inspect=True),
-        _replay(env, db, calls, sandbox, inspect=False),
+        _replay(env, calls, sandbox, inspect=True),
+        _replay(env, calls, sandbox, inspect=False),
     )
     problems += found
     if listing is not None:

@@ -11,12 +11,13 @@ import asyncio
 import copy
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gem_graph import strictjson
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.execution import compare_call, same_json, tool_message_content
 from gem_graph.checks.grounding import check_grounding
@@ -29,17 +30,16 @@ from gem_graph.checks.trajectory import (
     find_response,
     iter_tool_calls,
 )
-from gem_graph.environment import (
-    DatabaseBuildError,
-    Environment,
-    build_database,
-    database_bytes,
-    load_environment,
-    open_database_bytes,
-    state_diff,
-    state_hash,
+from gem_graph.environment import Environment, load_environment
+from gem_graph.sandbox import (
+    FATAL,
+    DatabaseSpec,
+    EpisodeState,
+    InvalidDatabase,
+    Sandbox,
+    SandboxError,
+    SandboxUnavailable,
 )
-from gem_graph.sandbox import FATAL, Sandbox, SandboxError, SandboxUnavailable
 from gem_graph.settings import Settings
 
 _T = TypeVar("_T")
@@ -63,10 +63,10 @@ class _Call:
 
 @dataclass
 class _Replay:
-    """What one episode produced: call results in order, the final database, the layers."""
+    """What one episode produced: call results in order, the final state, the layers."""
 
     results: list[dict[str, Any]] = field(default_factory=list)
-    final_db: bytes | None = None
+    final: EpisodeState | None = None
     isolation: dict[str, Any] = field(default_factory=dict)
     problems: list[ProblemDict] = field(default_factory=list)
 
@@ -102,48 +102,34 @@ async def verify_trajectory(
     problems.extend(scenario_problems)
     if scenario_problems:
         return _result(problems, out_messages, verification)
-    try:
-        initial = build_database(environment.schema_sql, environment.seed, rows)
-    except DatabaseBuildError as exc:
-        problems.append(problem("invalid_environment", str(exc), "scenario.rows"))
-        return _result(problems, out_messages, verification)
-    try:
-        initial_bytes = database_bytes(initial)
-        calls = _executable_calls(messages, tools)
-        replays = await _all_or_nothing(
-            _replay(sandbox, environment.tools_py, initial_bytes, now, calls)
-            for _ in range(2 if check_determinism else 1)
-        )
-        first = replays[0]
-        problems.extend(first.problems)
-        verification["isolation"] = first.isolation
+    database = DatabaseSpec(schema_sql=environment.schema_sql, seed=environment.seed, rows=rows)
+    calls = _executable_calls(messages, tools)
+    replays = await _all_or_nothing(
+        _replay(sandbox, environment.tools_py, database, now, calls, salt)
+        for salt in range(2 if check_determinism else 1)
+    )
+    first = replays[0]
+    problems.extend(first.problems)
+    verification["isolation"] = first.isolation
 
-        for call, real in zip(calls, first.results, strict=False):
-            verification["calls"].append(_call_entry(call, real))
-            written = None
-            if call.response_index is not None:
-                written = _text(out_messages[call.response_index].get("content"))
-            problems.extend(compare_call(written, real, call.where))
-            if call.response_index is not None and real.get("status") in ("ok", "tool_error"):
-                out_messages[call.response_index]["content"] = tool_message_content(real)
+    for call, real in zip(calls, first.results, strict=False):
+        verification["calls"].append(_call_entry(call, real))
+        written = None
+        if call.response_index is not None:
+            written = _text(out_messages[call.response_index].get("content"))
+        problems.extend(compare_call(written, real, call.where))
+        if call.response_index is not None and real.get("status") in ("ok", "tool_error"):
+            out_messages[call.response_index]["content"] = tool_message_content(real)
 
-        if first.final_db is not None:
-            final = open_database_bytes(first.final_db)
-            try:
-                verification["state_diff"] = state_diff(initial, final)
-                verification["final_state_sha256"] = state_hash(final)
-            finally:
-                final.close()
-        if not check_determinism:
-            verification["deterministic"] = None
-        elif not first.problems:
-            determinism = _compare_replays(first, replays[1], calls)
-            problems.extend(determinism)
-            verification["deterministic"] = not determinism
-    except DatabaseBuildError as exc:
-        problems.append(problem("sandbox_violation", f"the returned database is unusable: {exc}"))
-    finally:
-        initial.close()
+    if first.final is not None:
+        verification["state_diff"] = first.final["diff"]
+        verification["final_state_sha256"] = first.final["sha256"]
+    if not check_determinism:
+        verification["deterministic"] = None
+    elif not first.problems:
+        determinism = _compare_replays(first, replays[1], calls)
+        problems.extend(determinism)
+        verification["deterministic"] = not determinism
     return _result(problems, out_messages, verification)
 
 
@@ -180,51 +166,105 @@ async def verify_records(
 
 @dataclass(frozen=True)
 class UnreadableLine:
-    """A records line that is not valid JSON, kept so its result stays in input order."""
+    """A records line that is not a strict JSON value, kept so its result stays in order."""
 
     line_number: int
     error: str
 
 
-def read_records(lines: Iterable[str]) -> Iterable[Any]:
-    """Parse JSON lines, skipping blank ones; a bad line becomes an `UnreadableLine`."""
+MAX_RECORD_BYTES = 32 * 2**20
+"""Longest records line `read_records` parses; a longer line is an `UnreadableLine`."""
+
+
+def read_records(lines: Iterable[str | bytes]) -> Iterator[Any]:
+    """Parse JSON lines strictly, skipping blank ones; a bad line becomes an `UnreadableLine`.
+
+    Lines may be `str`, or undecoded `bytes` so that invalid UTF-8 is one line's problem
+    rather than the file's. Parsing is `strictjson.loads`: duplicate keys, NaN, lone
+    surrogates, deep nesting and lines over `MAX_RECORD_BYTES` make a line unreadable.
+    """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
+            yield strictjson.loads(line, max_bytes=MAX_RECORD_BYTES)
+        except strictjson.StrictJSONError as exc:
             yield UnreadableLine(number, str(exc))
 
 
 async def _verify_record(environment: Environment, record: Any, sandbox: Sandbox) -> dict[str, Any]:
+    """Exactly one verdict for one record, whatever it holds.
+
+    A line that is unreadable, not an object, without `messages` or with an unusable `id`
+    is an `invalid_record`. An unexpected exception inside the checks becomes this record's
+    `internal_error` instead of ending the run; only `SandboxUnavailable` propagates.
+    """
     if isinstance(record, UnreadableLine):
-        message = f"line {record.line_number} is not valid JSON: {record.error}"
-        return _summary(None, [problem("invalid_output", message, "record")], None)
+        message = f"line {record.line_number} is not a readable record: {record.error}"
+        return _summary(None, [problem("invalid_record", message, "record")])
     if not isinstance(record, dict):
         message = f"a record must be a JSON object, got {type(record).__name__}"
-        return _summary(None, [problem("invalid_output", message, "record")], None)
+        return _summary(None, [problem("invalid_record", message, "record")])
+    problems: list[ProblemDict] = []
     record_id = record.get("id")
+    if record_id is not None:
+        reason = f"got {type(record_id).__name__}"
+        if type(record_id) is str or type(record_id) is int:
+            try:
+                strictjson.dumps(record_id)  # lone surrogates, ints too long to print
+                reason = ""
+            except strictjson.StrictJSONError as exc:
+                reason = str(exc)
+        if reason:
+            message = f"id must be a string, an integer or null ({reason}); reported as null"
+            problems.append(problem("invalid_record", message, "id"))
+            record_id = None
     if "messages" not in record:
-        return _summary(record_id, [problem("invalid_output", "record has no messages", "record")])
-    tools = record.get("tools")
-    result = await verify_trajectory(
-        environment=environment,
-        messages=record["messages"],
-        tools=tools,
-        scenario=record.get("scenario"),
-        sandbox=sandbox,
-    )
-    return _summary(record_id, result["problems"], result["verification"]["final_state_sha256"])
+        problems.append(problem("invalid_record", "record has no messages", "record"))
+        return _summary(record_id, problems)
+    try:
+        result = await verify_trajectory(
+            environment=environment,
+            messages=record["messages"],
+            tools=record.get("tools"),
+            scenario=record.get("scenario"),
+            sandbox=sandbox,
+        )
+    except SandboxUnavailable:
+        raise
+    except Exception as exc:  # one hostile record must not end the run or lose its verdict
+        detail = str(exc)[:300]
+        message = (
+            f"verification stopped on an unexpected {type(exc).__name__}"
+            + (f": {detail}" if detail else "")
+            + "; the record could not be checked"
+        )
+        problems.append(problem("internal_error", message, "record"))
+        return _summary(record_id, problems)
+    problems.extend(result["problems"])
+    return _summary(record_id, problems, result["verification"]["final_state_sha256"])
 
 
 def _summary(
     record_id: Any, problems: list[ProblemDict], final_state_sha256: str | None = None
 ) -> dict[str, Any]:
+    """One record's verdict; problem texts are made valid Unicode so it always prints.
+
+    Messages may quote hostile input (e.g. raw arguments): lone surrogates become
+    visible `\\udXXX` escapes instead of breaking UTF-8 output downstream.
+    """
+
+    def clean(text: Any) -> str:
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+    cleaned: list[ProblemDict] = [
+        {"code": p["code"], "message": clean(p["message"]), "where": clean(p["where"])}
+        for p in problems
+    ]
     return {
         "id": record_id,
-        "ok": not problems,
-        "problems": problems,
+        "ok": not cleaned,
+        "problems": cleaned,
         "final_state_sha256": final_state_sha256,
     }
 
@@ -297,12 +337,20 @@ def _executable_calls(messages: Any, tools: Any) -> list[_Call]:
 
 
 async def _replay(
-    sandbox: Sandbox, tools_py: str, db_bytes: bytes, now: str | None, calls: list[_Call]
+    sandbox: Sandbox,
+    tools_py: str,
+    database: DatabaseSpec,
+    now: str | None,
+    calls: list[_Call],
+    salt: int,
 ) -> _Replay:
     """Run the calls in one fresh episode; stops early when the worker is gone."""
     replay = _Replay()
     try:
-        episode = await sandbox.open_episode(tools_py, db_bytes, now=now, seed=0)
+        episode = await sandbox.open_episode(tools_py, database, now=now, seed=0, salt=salt)
+    except InvalidDatabase as exc:
+        replay.problems.append(problem("invalid_environment", str(exc), "scenario.rows"))
+        return replay
     except SandboxUnavailable:
         raise
     except SandboxError as exc:
@@ -337,12 +385,12 @@ async def _replay(
             if result.get("status") in FATAL:
                 return replay
         try:
-            replay.final_db = await episode.snapshot()
+            replay.final = await episode.state()
         except SandboxUnavailable:
             raise
         except SandboxError as exc:
             replay.problems.append(
-                problem("sandbox_violation", f"the final database could not be read back: {exc}")
+                problem("sandbox_violation", f"the final state could not be read: {exc}")
             )
     finally:
         await episode.close()
@@ -362,7 +410,7 @@ async def _all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list
 
 
 def _compare_replays(first: _Replay, second: _Replay, calls: list[_Call]) -> list[ProblemDict]:
-    """Nondeterminism between two replays of the same calls."""
+    """Nondeterminism between two replays of the same calls (run with different salts)."""
     for call, a, b in zip(calls, first.results, second.results, strict=False):
         if a.get("status") != b.get("status") or not same_json(_output(a), _output(b)):
             return [
@@ -377,16 +425,9 @@ def _compare_replays(first: _Replay, second: _Replay, calls: list[_Call]) -> lis
             ]
     if len(first.results) != len(second.results) or second.problems:
         return [problem("nondeterministic", "the second replay did not run the same calls")]
-    if first.final_db is None or second.final_db is None:
+    if first.final is None or second.final is None:
         return []
-    hashes = []
-    for data in (first.final_db, second.final_db):
-        conn = open_database_bytes(data)
-        try:
-            hashes.append(state_hash(conn))
-        finally:
-            conn.close()
-    if hashes[0] != hashes[1]:
+    if first.final["sha256"] != second.final["sha256"]:
         return [
             problem(
                 "nondeterministic",

@@ -1,14 +1,15 @@
 """The sandbox that executes LLM-written tool code: one locked-down worker per episode.
 
 async with Sandbox(settings) as sandbox:
-    episode = await sandbox.open_episode(tools_source, db_bytes, now=None, seed=0)
+    database = {"schema_sql": ddl, "seed": rows, "rows": scenario_rows}  # or SQLite bytes
+    episode = await sandbox.open_episode(tools_source, database, now=None, seed=0)
     await episode.load()
     result = await episode.call("get_order", {"order_id": "o_1"})
-    db_bytes = await episode.snapshot()
+    state = await episode.state()  # {"sha256", "diff"}, computed by the episode's monitor
     await episode.close()
 """
 
-from gem_graph.sandbox.episode import FATAL, CallResult, Episode
+from gem_graph.sandbox.episode import FATAL, CallResult, DatabaseSpec, Episode, EpisodeState
 from gem_graph.sandbox.errors import (
     EpisodeClosed,
     InvalidDatabase,
@@ -21,8 +22,10 @@ from gem_graph.sandbox.probe import probe
 __all__ = [
     "FATAL",
     "CallResult",
+    "DatabaseSpec",
     "Episode",
     "EpisodeClosed",
+    "EpisodeState",
     "InvalidDatabase",
     "Sandbox",
     "SandboxError",

@@ -10,7 +10,7 @@ import time
 from types import TracebackType
 from typing import Any, Literal, TypedDict
 
-from gem_graph.sandbox import dbcheck
+from gem_graph.dbstate import DatabaseBuildError, open_bytes
 from gem_graph.sandbox.errors import EpisodeClosed, InvalidDatabase, SandboxError
 from gem_graph.sandbox.process import (
     BadFrame,
@@ -27,12 +27,15 @@ CallStatus = Literal[
     "protocol_error",
 ]  # fmt: skip
 FATAL = frozenset({"timeout", "cpu_limit", "crashed", "protocol_error", "output_limit"})
-_WORKER_STATUSES = frozenset({"ok", "tool_error", "error", "memory", "output_limit"})
+_WORKER_STATUSES = frozenset(
+    {"ok", "tool_error", "error", "memory", "output_limit", "crashed", "protocol_error"}
+)
 _TRACEBACK_CHARS = 4000
+CLOSE_GRACE_S = 0.5
 
 
 class CallResult(TypedDict):
-    """What one tool call did; JSON-native."""
+    """What one tool call did; JSON-native. `changes`: rows it changed (0 unless ok)."""
 
     status: CallStatus
     result: Any
@@ -41,6 +44,22 @@ class CallResult(TypedDict):
     traceback: str | None
     stdout: str
     elapsed_ms: float
+    changes: int
+
+
+class DatabaseSpec(TypedDict, total=False):
+    """An episode's database, built inside the sandbox: DDL, seed rows, scenario rows."""
+
+    schema_sql: str
+    seed: dict[str, Any]
+    rows: dict[str, Any] | None
+
+
+class EpisodeState(TypedDict):
+    """The episode's database as its monitor sees it: a content hash and the row diff."""
+
+    sha256: str
+    diff: dict[str, Any]
 
 
 class _Fatal(Exception):
@@ -61,19 +80,15 @@ class Episode:
     """A live worker serving one trajectory. Calls are serialized; the worker is never reused."""
 
     def __init__(
-        self,
-        handle: WorkerHandle,
-        settings: SandboxSettings,
-        schema: list[dbcheck.SchemaRow],
-        isolation: dict[str, Any],
+        self, handle: WorkerHandle, settings: SandboxSettings, isolation: dict[str, Any]
     ) -> None:
         self._handle = handle
         self._settings = settings
-        self._schema = schema
         self._isolation = isolation
         self._lock = asyncio.Lock()
         self._dead: tuple[str, str] | None = None
         self._closed = False
+        self._deadline = time.monotonic() + settings.episode_timeout_s
 
     @property
     def isolation(self) -> dict[str, Any]:
@@ -89,20 +104,30 @@ class Episode:
     def dead(self) -> bool:
         return self._dead is not None
 
-    async def _request(self, payload: dict[str, Any], cap: int) -> dict[str, Any]:
-        """Send one request and read its reply within the per-call deadline."""
+    async def _request(
+        self, payload: dict[str, Any], cap: int, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Send one request and read its reply within the per-call and episode deadlines."""
         if self._closed:
             raise _Fatal("crashed", "episode is closed")
         if self._dead is not None:
             raise _Fatal(*self._dead)
         handle = self._handle
+        per_call = timeout or self._settings.call_timeout_s
+        left = self._deadline - time.monotonic()
+        limit = min(per_call, left)
         try:
-            async with asyncio.timeout(self._settings.call_timeout_s):
+            if left <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(limit):
                 handle.writer.write(encode_frame(payload))
                 await handle.writer.drain()
                 return await read_frame(handle.reader, cap)
         except TimeoutError:
-            fatal = ("timeout", f"call exceeded {self._settings.call_timeout_s}s; worker killed")
+            fatal = ("timeout", f"call exceeded {per_call}s; worker killed")
+            if limit < per_call:
+                budget = self._settings.episode_timeout_s
+                fatal = ("timeout", f"episode exceeded its {budget}s budget; worker killed")
             status, cpu = None, None
             await handle.kill()
             status, cpu = await handle.exit_info()
@@ -123,18 +148,29 @@ class Episode:
         self._dead = fatal
         raise _Fatal(*fatal)
 
-    async def _init(self, source: str, db_bytes: bytes, now: str | None, seed: int) -> None:
-        request = {"op": "init", "source": source, "db": base64.b64encode(db_bytes).decode(),
-                   "now": now, "seed": seed}  # fmt: skip
+    async def _init(
+        self, source: str, database: bytes | DatabaseSpec, now: str | None, seed: int, salt: int
+    ) -> None:
+        if isinstance(database, bytes | bytearray):
+            spec: dict[str, Any] = {"bytes": base64.b64encode(bytes(database)).decode()}
+        else:
+            spec = {"schema_sql": database.get("schema_sql", ""),
+                    "seed": database.get("seed") or {}, "rows": database.get("rows")}  # fmt: skip
+        request = {"op": "init", "source": source, "database": spec, "now": now, "seed": seed,
+                   "salt": salt}  # fmt: skip
         async with self._lock:
             try:
-                reply = await self._request(request, 65536)
+                reply = await self._request(request, 65536, self._settings.build_timeout_s + 2)
             except _Fatal as exc:
                 await self.close()
                 raise SandboxError(f"worker failed to open the episode: {exc.message}") from exc
-        if reply.get("status") != "ok":
+        status = reply.get("status")
+        if status == "invalid_database":
             await self.close()
-            raise SandboxError(f"worker rejected the episode: {reply.get('error')}")
+            raise InvalidDatabase(_opt_str(reply.get("error"), 2000) or "invalid database")
+        if status != "ok":
+            await self.close()
+            raise SandboxError(f"worker rejected the episode: {_opt_str(reply.get('error'), 2000)}")
 
     async def load(self) -> dict[str, Any]:
         """Execute the tool source once; list the tool functions (first parameter `db`)."""
@@ -158,7 +194,7 @@ class Episode:
                 reply = await self._request(
                     {"op": "call", "name": name, "arguments": arguments}, cap
                 )
-                result = self._validated_call(reply)
+                result = await self._validated_call(reply)
             except _Fatal as exc:
                 result = _failure(exc.status, exc.message)
             except BadFrame as exc:
@@ -167,10 +203,17 @@ class Episode:
         result["elapsed_ms"] = (time.perf_counter() - start) * 1000.0
         return result
 
-    def _validated_call(self, reply: dict[str, Any]) -> CallResult:
+    async def _validated_call(self, reply: dict[str, Any]) -> CallResult:
         status = reply.get("status")
         if status not in _WORKER_STATUSES:
             raise BadFrame(f"reply has an invalid status {status!r}")
+        if status in ("crashed", "protocol_error"):
+            message = _opt_str(reply.get("error"), 4000) or status
+            if status == "crashed" and isinstance(reply.get("wait_status"), int):
+                kind, text = describe_exit(reply["wait_status"], None, self._settings.cpu_seconds)
+                status, message = kind, text
+            await self._kill_for(status, message)
+            return _failure(status, message)
         stdout = reply.get("stdout", "")
         if not isinstance(stdout, str):
             raise BadFrame("reply stdout is not a string")
@@ -185,10 +228,27 @@ class Episode:
             traceback=_opt_str(reply.get("traceback"), _TRACEBACK_CHARS),
             stdout=stdout,
             elapsed_ms=0.0,
+            changes=int(reply.get("changes") or 0) if status == "ok" else 0,
         )
 
+    async def state(self) -> EpisodeState:
+        """The database's content hash and row diff since the start, computed by the monitor."""
+        async with self._lock:
+            try:
+                reply = await self._request({"op": "state"}, self._settings.max_reply_bytes + 4096)
+            except _Fatal as exc:
+                raise EpisodeClosed(f"no state: worker is dead ({exc.message})") from exc
+        sha, diff = reply.get("sha256"), reply.get("diff")
+        if reply.get("status") != "ok" or not isinstance(sha, str) or not isinstance(diff, dict):
+            raise InvalidDatabase(
+                f"the state could not be read: {_opt_str(reply.get('error'), 500)}"
+            )
+        if len(sha) != 64:
+            raise InvalidDatabase("the state hash is malformed")
+        return EpisodeState(sha256=sha, diff=diff)
+
     async def snapshot(self) -> bytes:
-        """The current database bytes, after the defensive checks (InvalidDatabase if not)."""
+        """The current database bytes, opened defensively once (diagnostics and tests)."""
         max_db = self._settings.max_db_bytes
         cap = 4 * (max_db // 3 + 1) + 65536
         async with self._lock:
@@ -205,7 +265,10 @@ class Episode:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidDatabase(f"database bytes are not base64: {exc}") from exc
-        dbcheck.validate(data, self._schema, max_db)
+        try:
+            open_bytes(data, max_bytes=max_db).close()
+        except DatabaseBuildError as exc:
+            raise InvalidDatabase(str(exc)) from exc
         return data
 
     async def _kill_for(self, status: str, message: str) -> None:
@@ -213,10 +276,19 @@ class Episode:
         await self._handle.kill()
 
     async def close(self) -> None:
-        """Kill the worker; idempotent."""
+        """End the episode; idempotent.
+
+        A live worker is asked to exit (end of input), so its monitor reaps the tool process
+        and the episode's whole CPU time is accounted for; whatever is still alive after a
+        short grace period is killed.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._dead is None:
+            with contextlib.suppress(Exception):
+                self._handle.writer.close()
+                await asyncio.wait_for(self._handle.exit_info(), CLOSE_GRACE_S)
         with contextlib.suppress(Exception):
             await self._handle.kill()
 
@@ -234,7 +306,7 @@ class Episode:
 
 def _failure(status: str, message: str) -> CallResult:
     return CallResult(status=status, result=None, error=message, error_type=None,  # type: ignore[typeddict-item]
-                      traceback=None, stdout="", elapsed_ms=0.0)  # fmt: skip
+                      traceback=None, stdout="", elapsed_ms=0.0, changes=0)  # fmt: skip
 
 
 def _validated_listing(reply: dict[str, Any]) -> dict[str, Any]:

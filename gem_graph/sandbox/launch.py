@@ -13,6 +13,7 @@ from gem_graph.settings import SandboxSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "worker.py")
 RUNTIME = os.path.join(os.path.dirname(HERE), "runtime.py")
+DBSTATE = os.path.join(os.path.dirname(HERE), "dbstate.py")
 MINIMAL_ENV = {"LC_ALL": "C.UTF-8", "PATH": "/nonexistent", "PYTHONHASHSEED": "0"}
 """The worker's whole environment: never the caller's os.environ (it holds API keys).
 
@@ -102,6 +103,9 @@ def worker_config(
         "read_dirs": read_dirs(),
         "read_files": read_files(),
         "runtime_path": RUNTIME,
+        "dbstate_path": DBSTATE,
+        "call_timeout_s": settings.call_timeout_s,
+        "build_timeout_s": settings.build_timeout_s,
         "limits": {
             "cpu": settings.cpu_seconds,
             "as_bytes": settings.memory_mb * 1024 * 1024,
@@ -119,7 +123,7 @@ def worker_argv(mode: str, config: dict[str, Any], bwrap: str | None) -> list[st
     cmd = [python_executable(), *INTERPRETER_FLAGS, WORKER, mode, json.dumps(config)]
     if bwrap is None:
         return cmd
-    extra = [HERE, RUNTIME, *config["read_dirs"], *config["read_files"]]
+    extra = [HERE, RUNTIME, DBSTATE, *config["read_dirs"], *config["read_files"]]
     if config.get("seccomp_dir"):
         extra.append(os.path.join(config["seccomp_dir"], "pyseccomp.py"))
     return [*bwrap_argv(bwrap, extra), *cmd]

@@ -13,9 +13,8 @@ import warnings
 from types import TracebackType
 from typing import Any
 
-from gem_graph.sandbox import dbcheck
-from gem_graph.sandbox.episode import Episode
-from gem_graph.sandbox.errors import InvalidDatabase, SandboxUnavailable
+from gem_graph.sandbox.episode import DatabaseSpec, Episode
+from gem_graph.sandbox.errors import SandboxUnavailable
 from gem_graph.sandbox.launch import worker_config
 from gem_graph.sandbox.probe import probe, seccomp_binding_dir
 from gem_graph.sandbox.process import FreshWorker, WorkerHandle, Zygote
@@ -150,10 +149,27 @@ class Sandbox:
 
     # ------------------------------------------------------------------ public API
 
+    @property
+    def reaped_cpu_s(self) -> float:
+        """CPU seconds spent by the fork server's episodes that have ended (for benchmarks)."""
+        return self._zygote.reaped_cpu_s if self._zygote is not None else 0.0
+
     async def open_episode(
-        self, tools_source: str, db_bytes: bytes, *, now: str | None = None, seed: int = 0
+        self,
+        tools_source: str,
+        database: bytes | DatabaseSpec,
+        *,
+        now: str | None = None,
+        seed: int = 0,
+        salt: int = 0,
     ) -> Episode:
-        """A fresh, locked-down worker holding `db_bytes` and `tools_source` (not yet run)."""
+        """A fresh, locked-down episode holding its database and `tools_source` (not yet run).
+
+        `database` is serialised SQLite bytes, or a `DatabaseSpec` the monitor builds inside
+        the sandbox (untrusted DDL never runs in this process). `salt` varies what a tool
+        must not depend on (wall clock, global random state, memory layout) between
+        replays. Raises `InvalidDatabase` when the database cannot be built or opened.
+        """
         if self.settings.tier == "none":
             self._check_tier()
             warnings.warn(
@@ -161,18 +177,10 @@ class Sandbox:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        try:
-            con = dbcheck.open_defensively(db_bytes, self.settings.max_db_bytes)
-        except InvalidDatabase as exc:
-            raise InvalidDatabase(f"input database rejected: {exc}") from exc
-        try:
-            schema = dbcheck.schema_of(con)
-        finally:
-            con.close()
         handle = await self._acquire()
         self._live.discard(handle)
-        episode = Episode(handle, self.settings, schema, dict(handle.isolation))
-        await episode._init(tools_source, db_bytes, now, seed)
+        episode = Episode(handle, self.settings, dict(handle.isolation))
+        await episode._init(tools_source, database, now, seed, salt)
         return episode
 
     async def aclose(self) -> None:

@@ -40,7 +40,7 @@ async def read_frame(reader: asyncio.StreamReader, cap: int) -> dict[str, Any]:
     body = await reader.readexactly(size)
     try:
         value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadFrame(f"reply is not JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise BadFrame("reply is not a JSON object")
@@ -212,6 +212,8 @@ class Zygote:
         self._spawns: dict[str, asyncio.Future[ForkedWorker]] = {}
         self._children: dict[str, ForkedWorker] = {}
         self._keys = itertools.count(1)
+        self.reaped_cpu_s = 0.0
+        """CPU seconds of the episodes that have ended (each with its tool process)."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -277,7 +279,10 @@ class Zygote:
             self._children[handle.key] = handle
             fut.set_result(handle)
             self._attach(handle, fds[2], fds[1])
+        elif "orphan_cpu" in msg:
+            self.reaped_cpu_s += float(msg["orphan_cpu"] or 0.0)
         elif "exited" in msg:
+            self.reaped_cpu_s += float(msg.get("cpu") or 0.0)
             gone = self._children.pop(str(msg["exited"]), None)
             if gone is not None and not gone.exited.done():
                 gone.exited.set_result((int(msg["status"]), float(msg["cpu"])))

@@ -1,13 +1,19 @@
 """Seccomp denylists for the sandbox worker, built with the `pyseccomp` binding.
 
 Stdlib only apart from the binding, which the worker imports from an explicit directory and
-hands in as a module. Two filters stack:
+hands in as a module. Three filters stack:
 - `base`: loaded by the zygote (and by a fresh worker): no exec, no new sockets, no ptrace,
-  no namespaces or mounts, no kernel-admin calls. Fork stays allowed so a zygote can fork.
-- `child`: loaded by each episode's process on top: no fork/clone of processes, no signals
-  except to itself, no pidfds, no socket messaging, no raising or setting limits, no
-  scheduling of other processes.
-Denied calls fail with EPERM (ENOSYS for clone3, so libc falls back to clone for threads).
+  no namespaces or mounts, no kernel-admin calls, and nothing that changes a host file's
+  metadata or reaches host-wide state Landlock does not cover (chmod/chown/utime/xattrs,
+  SysV IPC, POSIX message queues, inotify/fanotify/dnotify, file locks and leases, SIGIO
+  ownership). Syscalls newer than this list knows are refused. Fork stays allowed so a
+  zygote can fork.
+- `child`: loaded by each monitor and tool process on top: no fork/clone of processes, no
+  signals except to itself, no pidfds, no socket messaging, no raising or setting limits,
+  no scheduling of other processes.
+- `tool`: the tool process only: no threads at all, no new session or process group, and
+  no prctl that would undo the death signal or the dumpable flag.
+Denied calls fail with EPERM (ENOSYS for clone3 and unknown syscalls).
 """
 
 from __future__ import annotations
@@ -36,7 +42,26 @@ BASE_DENY = (
     "sethostname", "setdomainname", "uselib", "fanotify_init", "lookup_dcookie",
     "setpriority", "ioprio_set", "sched_setscheduler", "sched_setparam", "sched_setattr",
     "migrate_pages", "move_pages", "kill", "tkill",
+    # metadata of host files (Landlock governs opening and writing, not these)
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "utime", "utimes", "futimesat", "utimensat", "setxattr", "lsetxattr", "fsetxattr",
+    "removexattr", "lremovexattr", "fremovexattr",
+    # host-wide state outside the file system
+    "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+    "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr", "inotify_init", "inotify_init1",
+    "inotify_add_watch", "inotify_rm_watch", "fanotify_mark", "flock",
 )  # fmt: skip
+NEWER_SYSCALLS = range(463, 600)
+"""Numbers past `fchmodat2`'s generation (setxattrat, removexattrat, file_setattr, …),
+unified across architectures and unknown to older libseccomp: refused wholesale."""
+FCNTL_DENY = (6, 7, 8, 10, 15, 37, 38, 1024, 1026)
+"""F_SETLK, F_SETLKW, F_SETOWN, F_SETSIG, F_SETOWN_EX, F_OFD_SETLK(W), F_SETLEASE, F_NOTIFY."""
+IOCTL_DENY = (TIOCSTI, TIOCLINUX, 0x8901, 0x8902)
+"""Terminal injection, and FIOSETOWN/SIOCSPGRP (signals to another process)."""
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_PTRACER = 0x59616D61
 
 CHILD_DENY = (
     "fork", "vfork", "pidfd_open", "pidfd_send_signal", "rt_sigqueueinfo",
@@ -62,8 +87,13 @@ def base_filter(sc: ModuleType) -> Any:
     eperm = sc.ERRNO(errno.EPERM)
     for name in BASE_DENY:
         _deny(flt, sc, eperm, name)
-    for request in (TIOCSTI, TIOCLINUX):
+    for request in IOCTL_DENY:
         _deny(flt, sc, eperm, "ioctl", sc.Arg(1, sc.EQ, request))
+    for command in FCNTL_DENY:
+        _deny(flt, sc, eperm, "fcntl", sc.Arg(1, sc.EQ, command))
+    enosys = sc.ERRNO(errno.ENOSYS)
+    for number in NEWER_SYSCALLS:
+        flt.add_rule(enosys, number)
     return flt
 
 
@@ -78,4 +108,15 @@ def child_filter(sc: ModuleType, pid: int) -> Any:
     _deny(flt, sc, eperm, "tgkill", sc.Arg(0, sc.NE, pid))
     _deny(flt, sc, eperm, "prlimit64", sc.Arg(2, sc.NE, 0))
     _deny(flt, sc, eperm, "sched_setaffinity", sc.Arg(0, sc.NE, 0))
+    return flt
+
+
+def tool_filter(sc: ModuleType) -> Any:
+    """The tool process: single-threaded, in its monitor's session, death signal kept."""
+    flt = sc.SyscallFilter(sc.ALLOW)
+    eperm = sc.ERRNO(errno.EPERM)
+    for name in ("clone", "setsid", "setpgid"):
+        _deny(flt, sc, eperm, name)
+    for option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_PTRACER):
+        _deny(flt, sc, eperm, "prctl", sc.Arg(0, sc.EQ, option))
     return flt

@@ -26,11 +26,10 @@ from gem_graph.checks.grounding import check_grounding
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.checks.tools import check_tools
 from gem_graph.checks.trajectory import call_arguments, call_name, check_trajectory, iter_tool_calls
+from gem_graph.dbstate import DatabaseBuildError, check_rows
 from gem_graph.environment import (
-    DatabaseBuildError,
     Environment,
     EnvironmentFormatError,
-    build_database,
     environment_ref,
     make_environment,
 )
@@ -158,7 +157,7 @@ async def _execute(
     messages = target["messages"]
     rows = target["scenario"].get("rows") or {}
     try:
-        build_database(env.schema_sql, env.seed, rows).close()
+        check_rows(rows, "scenario rows")  # the rows are loaded inside the sandbox
         smoke_env = _with_scenario_rows(env, rows)
     except (DatabaseBuildError, EnvironmentFormatError) as exc:
         return (

@@ -179,19 +179,22 @@ async def test_written_outputs_are_replaced_by_what_the_code_returned(sandbox):
 
 
 def _sandbox_processes() -> list[int]:
-    """Our descendants running the sandbox worker script."""
-    found = []
+    """Our descendants running the sandbox worker script (sessions led by our children)."""
+    me = os.getpid()
+    found: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            status = Path(f"/proc/{entry}/status").read_text()
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if b"worker.py" in cmdline and "State:\tZ" not in status:
-            found.append(int(entry))
-    return found
+        fields = stat.rsplit(")", 1)[1].split()
+        if b"worker.py" in cmdline and fields[0] != "Z":
+            found[int(entry)] = (int(fields[1]), int(fields[3]))  # ppid, session
+    leaders = {pid for pid, (ppid, _) in found.items() if ppid == me}
+    return [pid for pid, (ppid, sid) in found.items() if ppid == me or sid in leaders]
 
 
 def test_a_graph_without_its_own_sandbox_cleans_up_when_the_event_loop_changes():
@@ -211,9 +214,9 @@ def test_a_graph_without_its_own_sandbox_cleans_up_when_the_event_loop_changes()
         out = asyncio.run(graph.ainvoke({"document": {"id": "shop", "text": TEXT}}))
         assert len(out["records"]) == 1
     time.sleep(0.3)
-    # Only the last loop's fork server and its pre-started children remain.
+    # Only the last loop's fork server and its pre-started episodes (monitor + tool) remain.
     lingering = set(_sandbox_processes()) - before
-    assert len(lingering) <= 1 + settings().sandbox.prestart, lingering
+    assert len(lingering) <= 1 + 2 * settings().sandbox.prestart, lingering
     for pid in lingering:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

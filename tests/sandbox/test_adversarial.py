@@ -31,7 +31,6 @@ from sandbox_helpers import (
 
 from gem_graph.sandbox import (
     EpisodeClosed,
-    InvalidDatabase,
     Sandbox,
     SandboxError,
     SandboxUnavailable,
@@ -165,7 +164,7 @@ CASES = [
             attempt(lambda: db.execute("ATTACH DATABASE ? AS c", (ctx['canary'],)))
             attempt(lambda: db.execute("VACUUM INTO ?", (ctx['canary'],)))
         """),
-        expect_failures("OperationalError"),
+        expect_failures("OperationalError", "DatabaseError"),
     ),
     Case(
         "c10_load_extension",
@@ -504,22 +503,40 @@ async def test_c29_monkeypatch_confined(sandbox: Sandbox, host: Host) -> None:
     ],
     ids=["c30_view", "c30_trigger", "c30_writable_schema"],
 )
-async def test_c30_schema_tampering_rejected(sandbox: Sandbox, host: Host, body: str) -> None:
+async def test_c30_schema_tampering_refused(sandbox: Sandbox, host: Host, body: str) -> None:
+    """The monitor's authorizer refuses DDL and pragmas; the schema and rows stay as they were."""
     episode = await sandbox.open_episode(tool(body + "\nreturn 'done'"), make_db())
-    await episode.call("attack", {"ctx": {}})
-    with pytest.raises(InvalidDatabase):
-        await episode.snapshot()
+    before = await episode.state()
+    result = await episode.call("attack", {"ctx": {}})
+    assert result["status"] == "error" and "not authorized" in (result["error"] or ""), result
+    assert await episode.state() == before
     await episode.close()
     assert_parent_untouched(host)
 
 
 async def test_c31_database_over_cap(sandbox: Sandbox, host: Host) -> None:
-    source = tool("db.execute('INSERT INTO t VALUES (999, zeroblob(20000000))')\nreturn 1")
+    """A blob past SQLite's length limit, or rows past the page cap, fail inside the call."""
+    source = tool(
+        "out = []\n"
+        "try:\n"
+        "    db.execute('INSERT INTO t VALUES (999, zeroblob(20000000))')\n"
+        "    out.append('SUCCEEDED')\n"
+        "except Exception as e:\n"
+        "    out.append(str(e))\n"
+        "for i in range(6):\n"
+        "    try:\n"
+        "        db.execute('INSERT INTO t VALUES (?, zeroblob(9000000))', (2000 + i,))\n"
+        "    except Exception as e:\n"
+        "        out.append(str(e))\n"
+        "        break\n"
+        "return out"
+    )
     episode = await sandbox.open_episode(source, make_db())
     result = await episode.call("attack", {"ctx": {}})
-    assert result["status"] in {"ok", "memory", "error"}
-    with pytest.raises(SandboxError):
-        await episode.snapshot()
+    assert result["status"] == "ok", result
+    assert "too big" in result["result"][0], result
+    assert "full" in result["result"][-1], result
+    assert len(await episode.snapshot()) <= sandbox.settings.max_db_bytes
     await episode.close()
     assert_parent_untouched(host)
 

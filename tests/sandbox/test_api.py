@@ -140,12 +140,13 @@ async def test_non_json_return_is_an_environment_error(sandbox: Sandbox) -> None
         assert (await ep.call("conn", {}))["status"] == "error"  # the episode lives on
 
 
-async def test_snapshot_rejects_added_trigger(sandbox: Sandbox) -> None:
+async def test_tool_code_cannot_change_the_schema(sandbox: Sandbox) -> None:
     src = "def t(db):\n    db.execute('CREATE TRIGGER x AFTER DELETE ON t BEGIN SELECT 1; END')\n"
     async with await sandbox.open_episode(src, make_db()) as ep:
-        assert (await ep.call("t", {}))["status"] == "ok"
-        with pytest.raises(InvalidDatabase, match="trigger x"):
-            await ep.snapshot()
+        before = await ep.state()
+        result = await ep.call("t", {})
+        assert result["status"] == "error" and "not authorized" in str(result["error"]), result
+        assert await ep.state() == before
 
 
 async def test_fatal_status_is_sticky(tier: str) -> None:
