@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
+import tempfile
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -112,7 +116,7 @@ def _state_of(pid: int) -> str:
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[Host]:
+def host(tmp_path: Path, host_guard: HostGuard) -> Iterator[Host]:
     """Canary files, a secret file, another trajectory's database, TCP/UDP listeners,
     a SIGUSR1 handler and a SIGCONT watchdog (a ptrace regression must fail, not hang)."""
     tmp_path.chmod(0o755)
@@ -163,6 +167,7 @@ def host(tmp_path: Path) -> Iterator[Host]:
                threading.Thread(target=watchdog, daemon=True)]  # fmt: skip
     for t in threads:
         t.start()
+    host_guard.watch(tmp_path, secret_file, other_db)
     try:
         yield h
     finally:
@@ -194,3 +199,203 @@ def assert_no_leak(*blobs: object) -> None:
     for blob in blobs:
         text = blob.decode("latin-1") if isinstance(blob, bytes) else json.dumps(blob, default=str)
         assert SECRET not in text, "the secret canary leaked"
+
+
+# ---------------------------------------------------------------- attack sources with errnos
+
+
+def tool_source(body: str) -> str:
+    """Wrap an attack body into a tool module with `attack(db, ctx)`."""
+    return "import os, sys\n\ndef attack(db, ctx):\n" + textwrap.indent(
+        textwrap.dedent(body), "    "
+    )
+
+
+LIBC_PRELUDE = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def checked(rc):
+    if rc == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return rc
+"""
+"""ctypes over libc for attack bodies: `checked(rc)` turns -1 into an OSError with errno."""
+
+
+def attempts_of(body: str) -> str:
+    """An attack making labelled attempts; returns {label: 'SUCCEEDED' | 'ExcName:ERRNO'}."""
+    return tool_source(
+        "import errno as _errno\n"
+        "out = {}\n"
+        "def attempt(label, fn):\n"
+        "    try:\n"
+        "        fn()\n"
+        "        out[label] = 'SUCCEEDED'\n"
+        "    except BaseException as e:\n"
+        "        code = getattr(e, 'errno', None)\n"
+        "        name = _errno.errorcode.get(code, str(code)) if code else ''\n"
+        "        out[label] = type(e).__name__ + ':' + name\n"
+        + textwrap.dedent(LIBC_PRELUDE)
+        + textwrap.dedent(body)
+        + "\nreturn out\n"
+    )
+
+
+def refused(outcomes: dict[str, str], *allowed: str) -> dict[str, str]:
+    """The attempts whose outcome is not one of `allowed` ('PermissionError' or
+    'PermissionError:EPERM' style prefixes); empty when everything was refused."""
+    return {
+        label: outcome
+        for label, outcome in outcomes.items()
+        if not any(outcome == a or outcome.startswith(a + ":") for a in allowed)
+    }
+
+
+# ---------------------------------------------------------------- host-state snapshots
+
+WORKER_MARK = "sandbox/worker.py"
+"""In the command line of every sandbox worker (fresh, zygote, forked child, bwrap)."""
+
+
+def sysvipc_ids() -> dict[str, set[tuple[int, int]]]:
+    """(key, id) of every System V shared memory segment, message queue and semaphore set."""
+    found: dict[str, set[tuple[int, int]]] = {}
+    for kind in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as fh:
+                lines = fh.read().splitlines()[1:]
+        except OSError:
+            lines = []
+        found[kind] = {(int(f[0]), int(f[1])) for f in (line.split() for line in lines) if f}
+    return found
+
+
+def process_table() -> dict[int, tuple[int, int, str, str]]:
+    """pid -> (ppid, start time in ticks, comm, command line) of every visible process."""
+    table: dict[int, tuple[int, int, str, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[19]), comm, cmdline)
+    return table
+
+
+def descendants_of(root: int, table: dict[int, tuple[int, int, str, str]]) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def sandbox_workers(table: dict[int, tuple[int, int, str, str]]) -> set[tuple[int, int]]:
+    """(pid, start time) of every live process running a sandbox worker."""
+    return {(pid, info[1]) for pid, info in table.items() if WORKER_MARK in info[3]}
+
+
+def path_state(path: Path) -> tuple[object, ...]:
+    """Mode, owner, modification and change times, and extended attributes of one path.
+
+    Not the access time: the host itself reads the files it checks. Any metadata change
+    (chmod, chown, utime, xattrs) moves the change time.
+    """
+    st = os.lstat(path)
+    try:
+        xattrs = {name: os.getxattr(path, name) for name in sorted(os.listxattr(path))}
+    except OSError:
+        xattrs = {}
+    return (oct(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns, st.st_ctime_ns, xattrs)
+
+
+class HostGuard:
+    """What the host looked like when the session started, checked when it ends.
+
+    System V IPC objects, sandbox worker processes that this session left behind (our
+    descendants, or orphans adopted by init), and the metadata of the victim files the
+    attack tests create in a world-readable folder outside pytest's private tmp tree.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="gg-host-state-"))
+        self.folder.chmod(0o755)  # world-readable: an unprivileged worker can reach it
+        self.ipc = sysvipc_ids()
+        self.workers = sandbox_workers(process_table())
+        self.paths: dict[Path, tuple[object, ...]] = {self.folder: path_state(self.folder)}
+
+    def watch(self, *paths: Path) -> None:
+        """Check these paths' metadata at the end of the session against their state now."""
+        for path in paths:
+            self.paths[path] = path_state(path)
+
+    def victim(self, name: str, xattr: str | None = "user.gg_keep") -> Path:
+        """A world-readable file in the watched folder (with one user xattr if supported)."""
+        path = self.folder / name
+        path.write_text("host file: metadata must not change\n")
+        path.chmod(0o644)
+        if xattr is not None:
+            with contextlib.suppress(OSError):
+                os.setxattr(path, xattr, b"1")
+        self.watch(path, self.folder)  # the new entry touched the folder too
+        return path
+
+    def leftover_workers(self, wait_s: float = 3.0) -> list[tuple[int, str]]:
+        """New worker processes still alive (our descendants or orphans), after a grace."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            table = process_table()
+            ours = descendants_of(os.getpid(), table)
+            new = [
+                (pid, table[pid][3][:120])
+                for pid, start in sandbox_workers(table) - self.workers
+                if pid in ours or table[pid][0] == 1
+            ]
+            if not new or time.monotonic() > deadline:
+                return new
+            time.sleep(0.1)
+
+    def changes(self) -> list[str]:
+        found = []
+        now = sysvipc_ids()
+        for kind, before in self.ipc.items():
+            if now[kind] != before:
+                found.append(f"sysvipc {kind}: new {now[kind] - before}, gone {before - now[kind]}")
+        for pid, cmdline in self.leftover_workers():
+            found.append(f"sandbox worker {pid} left running: {cmdline}")
+        for path, before in self.paths.items():
+            after = path_state(path) if path.exists() else None
+            if after != before:
+                found.append(f"{path}: {before} -> {after}")
+        return found
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_guard() -> Iterator[HostGuard]:
+    """Session-wide: System V IPC, leftover workers and victim files are as they were."""
+    guard = HostGuard()
+    try:
+        yield guard
+        changes = guard.changes()
+        assert not changes, "the sandbox session changed the host:\n" + "\n".join(changes)
+    finally:
+        guard.close()
