@@ -1,9 +1,13 @@
-"""Sandbox benchmark: verification latency and throughput of trajectories, per tier.
+"""Sandbox benchmark: the CPU one verified trajectory costs, per tier and mode.
 
 A trajectory here is what the verifier does: open an episode on a fresh database, load the
-tools, make N calls, take the final snapshot (validated), close. Compared with a baseline
-measured in the same run: a fresh hardened `python -I -S` worker started per trajectory, with
-no pre-start. Usage: `python benchmarks/sandbox.py [--latency-runs 30] [--throughput-runs 100]`.
+tools, make N calls, read the final state (hash and diff), close. CPU is counted in every
+process: the client (`process_time`) plus the sandbox's episode processes (monitor and
+tool process, reaped by the fork server, or our own children for fresh workers). The
+baseline, measured in the same run, executes the same calls in-process on a plain
+sqlite3 connection and hashes the final state: what verification would cost with no
+isolation at all. Each figure is the median of `--rounds` rounds.
+Usage: `python benchmarks/sandbox.py [--rounds 3] [--trajectories 20]`.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sqlite3
 import statistics
 import time
+from typing import Any
 
+from gem_graph import runtime
+from gem_graph.dbstate import state_diff, state_hash
 from gem_graph.sandbox import Sandbox, probe
 from gem_graph.settings import SandboxSettings
 
@@ -37,91 +45,120 @@ def get_order(db, order_id: str):
 """
 
 
-def make_db() -> bytes:
+SCHEMA = "CREATE TABLE orders (id TEXT PRIMARY KEY, customer TEXT, amount INTEGER)"
+SEED = {"orders": [{"id": f"seed_{i}", "customer": f"c{i}", "amount": i} for i in range(1000)]}
+
+
+def call_plan(calls: int) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        ("add_order", {"customer": "ann", "amount": i})
+        if i % 2 == 0
+        else ("get_order", {"order_id": f"seed_{i}"})
+        for i in range(calls)
+    ]
+
+
+def in_process(calls: int) -> None:
+    """The no-isolation baseline: same database, same calls, same final hash and diff."""
     con = sqlite3.connect(":memory:")
-    con.execute("CREATE TABLE orders (id TEXT PRIMARY KEY, customer TEXT, amount INTEGER)")
-    con.executemany(
-        "INSERT INTO orders VALUES (?, ?, ?)", [(f"seed_{i}", f"c{i}", i) for i in range(1000)]
-    )
+    con.execute(SCHEMA)
+    con.executemany("INSERT INTO orders VALUES (?, ?, ?)",
+                    [tuple(r.values()) for r in SEED["orders"]])  # fmt: skip
     con.commit()
-    return con.serialize()
+    initial = sqlite3.connect(":memory:")
+    initial.deserialize(con.serialize())
+    namespace: dict[str, Any] = {}
+    exec(compile(TOOLS, "tools.py", "exec"), namespace)
+    runtime._configure(None, 1)
+    for name, arguments in call_plan(calls):
+        namespace[name](con, **arguments)
+        con.commit()
+    state_hash(con)
+    state_diff(initial, con)
 
 
-async def trajectory(sandbox: Sandbox, db: bytes, calls: int) -> float:
-    start = time.perf_counter()
-    episode = await sandbox.open_episode(TOOLS, db, seed=1)
+async def trajectory(sandbox: Sandbox, calls: int) -> None:
+    database = {"schema_sql": SCHEMA, "seed": SEED}
+    episode = await sandbox.open_episode(TOOLS, database, seed=1)  # type: ignore[arg-type]
     try:
         assert (await episode.load())["ok"]
-        for i in range(calls):
-            if i % 2 == 0:
-                r = await episode.call("add_order", {"customer": "ann", "amount": i})
-            else:
-                r = await episode.call("get_order", {"order_id": f"seed_{i}"})
-            assert r["status"] == "ok", r
-        await episode.snapshot()
+        for name, arguments in call_plan(calls):
+            result = await episode.call(name, arguments)
+            assert result["status"] == "ok", result
+        await episode.state()
     finally:
         await episode.close()
-    return (time.perf_counter() - start) * 1000.0
 
 
-async def measure(settings: SandboxSettings, calls: int, runs: int, tput_runs: int,
-                  concurrency: int) -> dict[str, float]:  # fmt: skip
-    db = make_db()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def sandbox_round(settings: SandboxSettings, calls: int, n: int) -> dict[str, float]:
+    """CPU ms per trajectory (client, sandbox) and wall ms, over `n` sequential trajectories."""
     async with Sandbox(settings) as sandbox:
-        await trajectory(sandbox, db, calls)  # warm-up
-        latencies = []
-        for _ in range(runs):
-            latencies.append(await trajectory(sandbox, db, calls))
-            await asyncio.sleep(0.002)  # a verifier does other work between trajectories
-        queue = asyncio.Queue[int]()
-        for i in range(tput_runs):
-            queue.put_nowait(i)
-
-        async def lane() -> None:
-            while not queue.empty():
-                queue.get_nowait()
-                await trajectory(sandbox, db, calls)
-
+        await trajectory(sandbox, calls)  # warm-up
+        await asyncio.sleep(0.2)
+        client0, children0, reaped0 = time.process_time(), children_cpu(), sandbox.reaped_cpu_s
         start = time.perf_counter()
-        await asyncio.gather(*(lane() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {
-        "median": statistics.median(latencies),
-        "p90": latencies[int(0.9 * (len(latencies) - 1))],
-        "tps": tput_runs / elapsed,
-    }
+        for _ in range(n):
+            await trajectory(sandbox, calls)
+        wall = time.perf_counter() - start
+        await asyncio.sleep(0.3)  # let the last exit notices arrive
+        client = time.process_time() - client0
+        workers = children_cpu() - children0 + sandbox.reaped_cpu_s - reaped0
+    return {"client": 1000 * client / n, "sandbox": 1000 * workers / n, "wall": 1000 * wall / n}
+
+
+def baseline_round(calls: int, n: int) -> float:
+    start = time.process_time()
+    for _ in range(n):
+        in_process(calls)
+    return 1000 * (time.process_time() - start) / n
+
+
+def median_of(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(row[key] for row in rows) for key in rows[0]}
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--latency-runs", type=int, default=30)
-    parser.add_argument("--throughput-runs", type=int, default=100)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trajectories", type=int, default=20)
     args = parser.parse_args()
     info = probe()
     tiers = [t for t in ("strict", "standard") if info["tiers"][t] is True]
     print(f"cores={os.cpu_count()} landlock_abi={info['landlock_abi']} "
-          f"seccomp={info['seccomp']} bwrap={info['bwrap']} tiers={tiers}")  # fmt: skip
+          f"seccomp={info['seccomp']} bwrap={info['bwrap']} tiers={tiers} "
+          f"rounds={args.rounds} trajectories/round={args.trajectories}")  # fmt: skip
     header = (
-        f"{'tier':9} {'calls':>5} {'mode':22} {'median ms':>10} {'p90 ms':>8} "
-        f"{'traj/s':>8} {'latency x':>10} {'traj/s x':>9}"
+        f"{'tier':9} {'calls':>5} {'mode':18} {'client ms':>10} {'sandbox ms':>11} "
+        f"{'CPU ms':>8} {'x in-process':>13} {'wall ms':>8}"
     )
     print(header)
     print("-" * len(header))
-    for tier in tiers:
-        for calls in (1, 20):
-            base_settings = SandboxSettings(tier=tier, fork_server=False, prestart=0)
-            fast_settings = SandboxSettings(tier=tier, fork_server=True, prestart=args.concurrency)
-            base = await measure(base_settings, calls, args.latency_runs,
-                                 args.throughput_runs // 2, args.concurrency)  # fmt: skip
-            fast = await measure(fast_settings, calls, args.latency_runs,
-                                 args.throughput_runs, args.concurrency)  # fmt: skip
-            for name, row in (("fresh -I -S (baseline)", base), ("zygote + prestart", fast)):
+    for calls in (1, 20):
+        base = statistics.median(
+            baseline_round(calls, args.trajectories) for _ in range(args.rounds)
+        )
+        print(f"{'-':9} {calls:>5} {'in-process':18} {base:>10.2f} {0:>11.2f} {base:>8.2f} "
+              f"{1:>12.1f}x {'':>8}")  # fmt: skip
+        for tier in tiers:
+            for mode, settings in (
+                ("fork server", SandboxSettings(tier=tier, fork_server=True, prestart=2)),
+                ("fresh worker", SandboxSettings(tier=tier, fork_server=False, prestart=2)),
+            ):
+                row = median_of(
+                    [
+                        await sandbox_round(settings, calls, args.trajectories)
+                        for _ in range(args.rounds)
+                    ]
+                )
+                cpu = row["client"] + row["sandbox"]
                 print(
-                    f"{tier:9} {calls:>5} {name:22} {row['median']:>10.2f} {row['p90']:>8.2f} "
-                    f"{row['tps']:>8.1f} {base['median'] / row['median']:>9.1f}x "
-                    f"{row['tps'] / base['tps']:>8.1f}x"
+                    f"{tier:9} {calls:>5} {mode:18} {row['client']:>10.2f} "
+                    f"{row['sandbox']:>11.2f} {cpu:>8.2f} {cpu / base:>12.1f}x {row['wall']:>8.1f}"
                 )
 
 

@@ -51,8 +51,7 @@ PRELOAD = (
     "encodings.cp1252", "encodings.idna", "unicodedata", "_strptime", "calendar", "locale",
     "fractions", "numbers", "operator", "copy", "bisect", "heapq", "textwrap", "difflib",
 )  # fmt: skip
-"""Modules tool code commonly imports, loaded before lockdown (the uid drop may hide the
-standard library's directory afterwards) and shared by forked episodes."""
+"""Modules tool code commonly imports, loaded by the fork server so episodes share them."""
 NOBODY = 65534
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -1363,9 +1362,10 @@ def _episode_main(
 
 def main() -> None:
     mode, config = sys.argv[1], _loads(sys.argv[2])
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+    if mode == "zygote":  # shared by every forked episode; a fresh worker imports on demand
+        for name in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
     _load_file_module("_gg_dbstate", config["dbstate_path"])
     datetime.datetime = _ShiftedDateTime  # type: ignore[misc]
     _install_runtime(config["runtime_path"])

@@ -254,3 +254,14 @@ async def test_set_iteration_order_is_the_same_in_every_worker_and_sandbox(tier:
             orders.append((await ep.call("words", {}))["result"])
     assert orders[0] == orders[1]
     assert sorted(orders[0]) == sorted(set(orders[0])) and len(orders[0]) == 8
+
+
+async def test_an_episode_has_a_total_time_budget(tier: str) -> None:
+    """Sleeping just under the per-call deadline, call after call, still ends the episode."""
+    settings = test_settings(tier, call_timeout_s=1.0, episode_timeout_s=2.0)
+    async with Sandbox(settings) as sb:
+        ep = await sb.open_episode("import time\ndef nap(db):\n    time.sleep(0.7)\n", make_db())
+        statuses = [(await ep.call("nap", {}))["status"] for _ in range(4)]
+        assert statuses[:2] == ["ok", "ok"] and statuses[-1] == "timeout", statuses
+        assert ep.dead
+        await ep.close()
