@@ -89,6 +89,10 @@ class PipelineSettings(_Strict):
     `stats.refined = false`) instead of rejecting the document."""
     min_patterns: int = Field(default=3, ge=0, le=5)
     max_text_chars: int = Field(default=20_000, ge=100)
+    max_messages: int = Field(default=200, ge=4)
+    """A trajectory longer than this is `too_long`."""
+    max_identical_calls: int = Field(default=3, ge=1)
+    """More identical calls (same tool, same arguments) in a row than this is `repetition`."""
 
 
 class Settings(_Strict):

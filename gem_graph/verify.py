@@ -12,21 +12,20 @@ import copy
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gem_graph import strictjson
 from gem_graph.checks.arguments import check_call, parse_arguments
+from gem_graph.checks.dialogue import DialogueContext, check_dialogue
 from gem_graph.checks.execution import compare_call, same_json, tool_message_content
-from gem_graph.checks.grounding import check_grounding
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.tools import tool_parameters
 from gem_graph.checks.trajectory import (
     call_arguments,
     call_name,
-    check_trajectory,
     find_response,
     iter_tool_calls,
 )
@@ -79,6 +78,7 @@ async def verify_trajectory(
     scenario: dict[str, Any] | None = None,
     sandbox: Sandbox,
     check_determinism: bool = True,
+    context: DialogueContext | None = None,
 ) -> dict[str, Any]:
     """Check, replay and compare one dialogue; returns a JSON-native verification result.
 
@@ -88,7 +88,7 @@ async def verify_trajectory(
     `deterministic` is None when `check_determinism` is False.
     """
     tools = environment.tools if tools is None else tools
-    problems = check_trajectory_problems(messages, tools)
+    problems = check_dialogue(messages, tools, context or dialogue_context(environment, scenario))
     out_messages = copy.deepcopy(messages) if isinstance(messages, list) else []
     verification: dict[str, Any] = {
         "calls": [],
@@ -133,9 +133,26 @@ async def verify_trajectory(
     return _result(problems, out_messages, verification)
 
 
-def check_trajectory_problems(messages: Any, tools: Any) -> list[ProblemDict]:
-    """The static checks run before any execution: structure, turn order, grounding."""
-    return [*check_trajectory(messages, tools), *check_grounding(messages, tools)]
+def dialogue_context(
+    environment: Environment | None, scenario: Any, settings: Settings | None = None
+) -> DialogueContext:
+    """What the dialogue checks know from the environment, the scenario and the settings."""
+    pipeline = (settings or Settings()).pipeline
+    now = scenario.get("now") if isinstance(scenario, Mapping) else None
+    base = DialogueContext(
+        scenario_now=now if isinstance(now, str) else None,
+        max_messages=pipeline.max_messages,
+        max_identical_calls=pipeline.max_identical_calls,
+    )
+    if environment is None:
+        return base
+    manifest = environment.manifest
+    return replace(
+        base,
+        read_only_tools=frozenset(manifest.read_only_tools),
+        policy=manifest.policy,
+        tool_sources=environment.tools_py,
+    )
 
 
 async def verify_records(

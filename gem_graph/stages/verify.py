@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gem_graph.checks.dialogue import check_dialogue
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.stats import check_patterns
 from gem_graph.checks.tools import check_tools, tools_from_drafts
 from gem_graph.stages.common import StageContext, missing_draft
 from gem_graph.stages.ground import trajectory_from_draft
 from gem_graph.stages.implement import environment_from_state
-from gem_graph.verify import check_trajectory_problems, verify_trajectory
+from gem_graph.verify import dialogue_context, verify_trajectory
 
 
 def _tools_for(
@@ -51,18 +52,21 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
     problems += check_patterns(trajectory["patterns"], ctx.settings.pipeline.min_patterns)
     verification: dict[str, Any] | None = None
     if state.get("environment") and ctx.sandbox is not None:
+        environment = environment_from_state(state["environment"])
         result = await verify_trajectory(
-            environment=environment_from_state(state["environment"]),
+            environment=environment,
             messages=trajectory["messages"],
             tools=tools,
             scenario=trajectory["scenario"],
             sandbox=ctx.sandbox(),
+            context=dialogue_context(environment, trajectory["scenario"], ctx.settings),
         )
         problems += result["problems"]
         trajectory["messages"] = result["messages"]
         verification = result["verification"]
     else:
-        problems += check_trajectory_problems(trajectory["messages"], tools)
+        context = dialogue_context(None, trajectory["scenario"], ctx.settings)
+        problems += check_dialogue(trajectory["messages"], tools, context)
     if problems:
         # With execution, tool messages already hold the real outputs: the model sees them.
         previous = {"messages": trajectory["messages"], "scenario": trajectory["scenario"]}
