@@ -539,6 +539,12 @@ def add_verify(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="permit --tier none (rlimits only) for code you trust",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print each problem readably (message index, code, the span and the evidence "
+        "searched) instead of JSON lines",
+    )
     parser.set_defaults(command=run_verify)
 
 
@@ -574,7 +580,7 @@ def run_verify(args: argparse.Namespace) -> int:
         lines = _bounded_lines(records_file, MAX_RECORD_BYTES, str(args.records))
         async for result in verify_records(args.env, read_records(lines), settings):
             all_ok = all_ok and result.get("ok") is True
-            print(_verdict_json(result), flush=True)
+            print(_explained(result) if args.explain else _verdict_json(result), flush=True)
         return all_ok
 
     try:
@@ -606,6 +612,39 @@ def _bounded_lines(stream: BinaryIO, limit: int, name: str) -> Iterator[bytes]:
             yield line
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc}") from None
+
+
+def _explained(result: dict[str, Any]) -> str:
+    """One verdict for a reader: a headline, then one block per problem, in dialogue order."""
+    problems = list(result.get("problems") or [])
+    head = f"record {json.dumps(result.get('id'), ensure_ascii=True)}: " + (
+        "ok" if result.get("ok") else f"{len(problems)} problem(s)"
+    )
+    if result.get("final_state_sha256"):
+        head += f"  final state {result['final_state_sha256']}"
+    lines = [head]
+    for item in sorted(problems, key=lambda p: _message_index(str(p.get("where", "")))):
+        where = str(item.get("where") or "record")
+        index = _message_index(where)
+        at = f"message {index}" if index < _NO_INDEX else "record"
+        lines.append(f"  {at} [{item.get('code')}] at {where}")
+        message = str(item.get("message", ""))
+        lines.extend(f"      {line}" for line in message.splitlines() or [""])
+    text = "\n".join(lines)
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+_NO_INDEX = 10**9
+
+
+def _message_index(where: str) -> int:
+    """The dialogue position a problem's `where` names (`messages[7]...`), else last."""
+    prefix = "messages["
+    if where.startswith(prefix) and "]" in where:
+        number = where[len(prefix) : where.index("]")]
+        if number.isdigit():
+            return int(number)
+    return _NO_INDEX
 
 
 def _verdict_json(result: dict[str, Any]) -> str:

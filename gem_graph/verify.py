@@ -22,6 +22,7 @@ from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.dialogue import DialogueContext, check_dialogue
 from gem_graph.checks.execution import compare_call, same_json, tool_message_content
 from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.record import check_record_claims
 from gem_graph.checks.tools import tool_parameters
 from gem_graph.checks.trajectory import (
     call_arguments,
@@ -29,7 +30,7 @@ from gem_graph.checks.trajectory import (
     find_response,
     iter_tool_calls,
 )
-from gem_graph.environment import Environment, load_environment
+from gem_graph.environment import Environment, environment_ref, load_environment
 from gem_graph.sandbox import (
     FATAL,
     DatabaseSpec,
@@ -243,9 +244,16 @@ async def _verify_record(environment: Environment, record: Any, sandbox: Sandbox
         result = await verify_trajectory(
             environment=environment,
             messages=record["messages"],
-            tools=record.get("tools"),
             scenario=record.get("scenario"),
             sandbox=sandbox,
+        )
+        verification = result["verification"]
+        claims = check_record_claims(
+            record,
+            environment_ref=environment_ref(environment),
+            tools=environment.tools,
+            final_state_sha256=verification["final_state_sha256"],
+            state_diff=verification["state_diff"],
         )
     except SandboxUnavailable:
         raise
@@ -258,8 +266,9 @@ async def _verify_record(environment: Environment, record: Any, sandbox: Sandbox
         )
         problems.append(problem("internal_error", message, "record"))
         return _summary(record_id, problems)
+    problems.extend(claims)
     problems.extend(result["problems"])
-    return _summary(record_id, problems, result["verification"]["final_state_sha256"])
+    return _summary(record_id, problems, verification["final_state_sha256"])
 
 
 def _summary(

@@ -44,8 +44,8 @@ def compare_call(
     """Problems between the written output of one call and its real result.
 
     A missing written output (`None`) is not compared here; the structural checks report
-    it. Two errors with different messages are fine: the real message replaces the
-    written one.
+    it. A written error must give the real reason: messages are compared after folding
+    case and whitespace, so the assistant's explanation gets repaired too.
     """
     status = real.get("status")
     if status == "error":
@@ -82,7 +82,17 @@ def compare_call(
     written_is_error = isinstance(written, dict) and "error" in written
     if status == "tool_error":
         if written_is_error:
-            return []
+            if _folded(written["error"]) == _folded(real.get("error")):
+                return []
+            return [
+                problem(
+                    "output_mismatch",
+                    f"the tool refused this call with {real_content}, a different reason "
+                    "than the dialogue shows; make the tool message and the assistant's "
+                    "explanation consistent with the real reason",
+                    where,
+                )
+            ]
         return [
             problem(
                 "unexpected_error",
@@ -110,6 +120,10 @@ def compare_call(
             where,
         )
     ]
+
+
+def _folded(text: Any) -> str:
+    return " ".join(str(text or "").split()).casefold()
 
 
 def same_json(a: Any, b: Any) -> bool:

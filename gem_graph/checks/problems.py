@@ -39,6 +39,9 @@ CODES: Final[frozenset[str]] = frozenset(
         "internal_error",
         "invalid_blueprint",
         "invalid_record",  # a verify input line that is not a usable record
+        "tools_mismatch",  # a record's tools differ from its environment's
+        "environment_mismatch",  # a record names another environment (name or hash)
+        "state_mismatch",  # a record's final state hash or diff is not the replay's
     }
 )
 

@@ -127,3 +127,16 @@ def test_hostile_lines_get_one_verdict_each_in_ascii(tmp_path: Path) -> None:
         assert result["id"] is None
         [only] = result["problems"]
         assert only["code"] == "invalid_record" and f"line {number}" in only["message"]
+
+
+def test_explain_prints_each_problem_with_its_message_index(tmp_path: Path) -> None:
+    record = gold_records()[0]
+    record["environment"] = {**record["environment"], "name": "bank"}
+    record["messages"][-1]["content"] += " Your refund reference is RF-42424."
+    done = run_verify("--env", RETAIL, write_lines(tmp_path / "r.jsonl", [json.dumps(record)]),
+                      "--explain")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    last = len(record["messages"]) - 1
+    assert f"message {last} [ungrounded_value] at messages[{last}]" in done.stdout
+    assert "RF-42424" in done.stdout
+    assert "record [environment_mismatch] at environment.name" in done.stdout

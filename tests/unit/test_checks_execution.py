@@ -65,8 +65,13 @@ def test_shown_success_but_real_refusal_is_unexpected_error() -> None:
     assert "only pending orders" in problems[0]["message"]
 
 
-def test_two_errors_with_different_messages_are_fine() -> None:
-    assert compare_call('{"error": "nope"}', refused("order not found"), "w") == []
+def test_a_written_error_must_give_the_real_reason() -> None:
+    [found] = compare_call('{"error": "nope"}', refused("order not found"), "w")
+    assert found["code"] == "output_mismatch" and "order not found" in found["message"]
+
+
+def test_error_reasons_compare_without_case_or_spacing() -> None:
+    assert compare_call('{"error": "Order  not   FOUND "}', refused("order not found"), "w") == []
 
 
 def test_a_written_string_that_is_not_json_compares_as_a_string() -> None:
