@@ -133,6 +133,10 @@ def failure_handler(
             retry = "after retries" if is_retryable(exc) else "not retryable"
             reason = f"model call failed ({retry}): {type(exc).__name__}: {exc}"
             code = "transport"
+        elif getattr(exc, "infrastructure", False):  # SandboxInfrastructureError, duck-typed
+            # so that building a graph does not import the sandbox
+            reason = f"the sandbox failed (not the tool code): {exc}"
+            code = "infrastructure"
         else:
             reason = f"{error.node} failed: {type(exc).__name__}: {exc}"
             code = "sandbox_violation" if "Sandbox" in type(exc).__name__ else "internal_error"

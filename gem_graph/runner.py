@@ -63,6 +63,10 @@ class EndpointUnreachable(RunError):
     """The model server cannot be reached."""
 
 
+FAILED_CODES = frozenset({"transport", "infrastructure"})
+"""Reject codes that say the machine failed, not the document: stored `failed`, retried."""
+
+
 @dataclass
 class RunOptions:
     """How a corpus run is carried out (what it produces is in `Settings`)."""
@@ -448,7 +452,7 @@ class _Runner:
         usage = summarize_usage(list(out.get("usage") or []))
         if records:
             status, stage = "kept", "emit"
-        elif reject is not None and reject.get("code") == "transport":
+        elif reject is not None and reject.get("code") in FAILED_CODES:
             status, stage = "failed", str(reject.get("stage") or "?")
         else:
             status, stage = "rejected", str((reject or {}).get("stage") or "?")

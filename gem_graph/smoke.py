@@ -8,6 +8,7 @@ that two replays agree. Every finding is a problem fed back to the model.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any
 
 from gem_graph.checks.environment import check_signatures
@@ -101,12 +102,14 @@ async def smoke_test(
     env: Environment, example_calls: list[dict[str, Any]], sandbox: Sandbox
 ) -> list[ProblemDict]:
     """Every problem that keeps `env` from serving as the tools' implementation."""
+    from gem_graph.sandbox import retry_infrastructure
+
     problems = lint_tool_code(env.tools_py)
     known = set(env.manifest.tool_names)
     calls = [c for c in example_calls if c["tool"] in known]
     (first, hash_a, found, listing), (second, hash_b, _, _) = await asyncio.gather(
-        _replay(env, calls, sandbox, inspect=True),
-        _replay(env, calls, sandbox, inspect=False),
+        retry_infrastructure(functools.partial(_replay, env, calls, sandbox, inspect=True)),
+        retry_infrastructure(functools.partial(_replay, env, calls, sandbox, inspect=False)),
     )
     problems += found
     if listing is not None:

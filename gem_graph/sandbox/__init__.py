@@ -14,9 +14,10 @@ from gem_graph.sandbox.errors import (
     EpisodeClosed,
     InvalidDatabase,
     SandboxError,
+    SandboxInfrastructureError,
     SandboxUnavailable,
 )
-from gem_graph.sandbox.pool import Sandbox
+from gem_graph.sandbox.pool import Sandbox, retry_infrastructure
 from gem_graph.sandbox.probe import probe
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "InvalidDatabase",
     "Sandbox",
     "SandboxError",
+    "SandboxInfrastructureError",
     "SandboxUnavailable",
     "probe",
+    "retry_infrastructure",
 ]

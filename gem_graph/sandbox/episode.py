@@ -11,7 +11,12 @@ from types import TracebackType
 from typing import Any, Literal, TypedDict
 
 from gem_graph.dbstate import DatabaseBuildError, open_bytes
-from gem_graph.sandbox.errors import EpisodeClosed, InvalidDatabase, SandboxError
+from gem_graph.sandbox.errors import (
+    EpisodeClosed,
+    InvalidDatabase,
+    SandboxError,
+    SandboxInfrastructureError,
+)
 from gem_graph.sandbox.process import (
     BadFrame,
     FrameTooLarge,
@@ -146,6 +151,8 @@ class Episode:
             status, cpu = await handle.exit_info()
             fatal = describe_exit(status, cpu, self._settings.cpu_seconds)
         self._dead = fatal
+        if handle.infrastructure_lost():
+            raise SandboxInfrastructureError(f"the fork server died under the episode ({fatal[1]})")
         raise _Fatal(*fatal)
 
     async def _init(
@@ -163,7 +170,12 @@ class Episode:
                 reply = await self._request(request, 65536, self._settings.build_timeout_s + 2)
             except _Fatal as exc:
                 await self.close()
-                raise SandboxError(f"worker failed to open the episode: {exc.message}") from exc
+                if exc.status == "timeout":
+                    message = f"building the database timed out: {exc.message}"
+                    raise InvalidDatabase(message) from exc
+                raise SandboxInfrastructureError(
+                    f"worker failed to open the episode: {exc.message}"
+                ) from exc
         status = reply.get("status")
         if status == "invalid_database":
             await self.close()

@@ -17,3 +17,11 @@ class InvalidDatabase(SandboxError):
 
 class EpisodeClosed(SandboxError):
     """The episode was closed, or its worker is dead, so no database can be taken from it."""
+
+
+class SandboxInfrastructureError(SandboxError):
+    """The machine misbehaved, not the code under test: the fork server died, a worker could
+    not start or the control channel broke. Callers retry; it is never a verdict on the
+    trajectory (a document that still cannot run ends `failed`, and a re-run retries it)."""
+
+    infrastructure = True

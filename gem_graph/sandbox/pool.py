@@ -6,19 +6,42 @@ import asyncio
 import collections
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import tempfile
 import warnings
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from gem_graph.sandbox.episode import DatabaseSpec, Episode
-from gem_graph.sandbox.errors import SandboxUnavailable
+from gem_graph.sandbox.errors import SandboxInfrastructureError, SandboxUnavailable
 from gem_graph.sandbox.launch import worker_config
 from gem_graph.sandbox.probe import probe, seccomp_binding_dir
 from gem_graph.sandbox.process import FreshWorker, WorkerHandle, Zygote
 from gem_graph.settings import SandboxSettings
+
+INFRASTRUCTURE_ATTEMPTS = 3
+"""Tries to open an episode when the machine, not the tool code, fails (fork server gone)."""
+_T = TypeVar("_T")
+
+
+async def retry_infrastructure(
+    run: Callable[[], Awaitable[_T]], attempts: int = INFRASTRUCTURE_ATTEMPTS
+) -> _T:
+    """Run `run()` again when the sandbox, not the code under test, failed under it.
+
+    A replay is deterministic, so running it again on a fresh worker gives the answer the
+    lost one would have. The last `SandboxInfrastructureError` propagates.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run()
+        except SandboxInfrastructureError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 class Sandbox:
@@ -61,6 +84,7 @@ class Sandbox:
         if self._config is not None:
             return
         self._check_tier()
+        _raise_open_file_limit()
         info = probe()
         self._bwrap = info["bwrap"] if self.settings.tier == "strict" else None
         self._cwd = tempfile.mkdtemp(prefix="gem-sandbox-")
@@ -109,7 +133,7 @@ class Sandbox:
         handle: WorkerHandle
         if self.settings.fork_server:
             if self._zygote is None or not self._zygote.alive:
-                raise SandboxUnavailable("the fork server is not running")
+                raise SandboxInfrastructureError("the fork server is not running")
             handle = await self._zygote.spawn()
         else:
             handle = await FreshWorker.start(self._config, self._bwrap, self._cwd)
@@ -131,16 +155,13 @@ class Sandbox:
             self._ready.append(task)
 
     async def _acquire(self) -> WorkerHandle:
-        await self.start()
+        await self.start()  # (re)starts a fork server that is not running
         while self._ready:
             task = self._ready.popleft()
             try:
                 handle = await task
-            except SandboxUnavailable:
-                if self._zygote is not None and not self._zygote.alive:
-                    await self.start()  # the fork server died: restart it once
-                    continue
-                raise
+            except SandboxInfrastructureError:
+                continue  # pre-started by a fork server that has since died
             self._top_up()
             return handle
         handle = await self._launch()
@@ -168,7 +189,8 @@ class Sandbox:
         `database` is serialised SQLite bytes, or a `DatabaseSpec` the monitor builds inside
         the sandbox (untrusted DDL never runs in this process). `salt` varies what a tool
         must not depend on (wall clock, global random state, memory layout) between
-        replays. Raises `InvalidDatabase` when the database cannot be built or opened.
+        replays. Raises `InvalidDatabase` when the database cannot be built or opened, and
+        `SandboxInfrastructureError` when no worker could be had after retries.
         """
         if self.settings.tier == "none":
             self._check_tier()
@@ -177,11 +199,17 @@ class Sandbox:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        handle = await self._acquire()
-        self._live.discard(handle)
-        episode = Episode(handle, self.settings, dict(handle.isolation))
-        await episode._init(tools_source, database, now, seed, salt)
-        return episode
+        for attempt in range(1, INFRASTRUCTURE_ATTEMPTS + 1):
+            try:
+                handle = await self._acquire()
+                self._live.discard(handle)
+                episode = Episode(handle, self.settings, dict(handle.isolation))
+                await episode._init(tools_source, database, now, seed, salt)
+                return episode
+            except SandboxInfrastructureError:
+                if attempt == INFRASTRUCTURE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         """Kill pre-started workers and the fork server; leaves no process behind."""
@@ -241,6 +269,18 @@ class Sandbox:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _raise_open_file_limit() -> None:
+    """Lift this process's soft open-file limit to its hard limit.
+
+    Each live episode holds three descriptors here (two pipes and a pidfd), so a thousand
+    episodes in flight need more than the common soft default of 1024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _consume_exception(task: asyncio.Task[WorkerHandle]) -> None:

@@ -16,11 +16,15 @@ import socket
 import struct
 from typing import Any
 
-from gem_graph.sandbox.errors import SandboxUnavailable
+from gem_graph.sandbox.errors import SandboxInfrastructureError, SandboxUnavailable
 from gem_graph.sandbox.launch import MINIMAL_ENV, worker_argv
 
 HEADER = struct.Struct(">I")
 READY_TIMEOUT_S = 10.0
+MAX_SPAWNS_IN_FLIGHT = 8
+"""Spawn requests the fork server may be working on at once. Each reply carries three
+descriptors, and descriptors in flight count against the sender's open-file limit, so
+the bound keeps the fork server's replies deliverable however busy the client is."""
 EXIT_NOTICE_TIMEOUT_S = 2.0
 
 
@@ -81,6 +85,10 @@ class WorkerHandle:
         """Wait status and CPU seconds once the process is gone (None when unknown)."""
         raise NotImplementedError
 
+    def infrastructure_lost(self) -> bool:
+        """True when what the worker depends on (the fork server) is gone."""
+        return False
+
     async def await_ready(self) -> dict[str, Any]:
         """The worker's first frame: what isolation it applied, or why it could not."""
         try:
@@ -88,8 +96,9 @@ class WorkerHandle:
         except (TimeoutError, asyncio.IncompleteReadError, FrameTooLarge, BadFrame) as e:
             await self.kill()
             status, cpu = await self.exit_info()
-            raise SandboxUnavailable(f"worker failed to start ({type(e).__name__}); "
-                                     f"{describe_exit(status, cpu, 0)[1]}") from e  # fmt: skip
+            raise SandboxInfrastructureError(
+                f"worker failed to start ({type(e).__name__}); {describe_exit(status, cpu, 0)[1]}"
+            ) from e
         if not frame.get("ready"):
             await self.kill()
             raise SandboxUnavailable(str(frame.get("unavailable") or "worker refused to start"))
@@ -184,6 +193,9 @@ class ForkedWorker(WorkerHandle):
         except TimeoutError:
             return None, None
 
+    def infrastructure_lost(self) -> bool:
+        return not self.zygote.alive
+
 
 def _pid_from_pidfd(pidfd: int) -> int | None:
     """The child's pid in our namespace (the zygote may live in its own pid namespace)."""
@@ -212,6 +224,7 @@ class Zygote:
         self._spawns: dict[str, asyncio.Future[ForkedWorker]] = {}
         self._children: dict[str, ForkedWorker] = {}
         self._keys = itertools.count(1)
+        self._in_flight = asyncio.Semaphore(MAX_SPAWNS_IN_FLIGHT)
         self.reaped_cpu_s = 0.0
         """CPU seconds of the episodes that have ended (each with its tool process)."""
 
@@ -219,7 +232,7 @@ class Zygote:
         loop = asyncio.get_running_loop()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            config = dict(self.config, ctl_fd=child.fileno())
+            config = dict(self.config, ctl_fd=child.fileno(), spawns_in_flight=MAX_SPAWNS_IN_FLIGHT)
             self.proc = await asyncio.create_subprocess_exec(
                 *worker_argv("zygote", config, self.bwrap),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -269,7 +282,12 @@ class Zygote:
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(msg)
             return
-        if "spawned" in msg:
+        if "spawn_failed" in msg:
+            fut = self._spawns.pop(str(msg["spawn_failed"]), None)
+            if fut is not None and not fut.done():
+                reason = f"the fork server could not spawn: {str(msg.get('error') or '')[:300]}"
+                fut.set_exception(SandboxInfrastructureError(reason))
+        elif "spawned" in msg:
             fut = self._spawns.pop(str(msg["spawned"]), None)
             if fut is None or fut.done() or len(fds) != 3:
                 for fd in fds:
@@ -302,7 +320,7 @@ class Zygote:
             self._ready.set_result({"unavailable": "the fork server exited during start-up"})
         for fut in self._spawns.values():
             if not fut.done():
-                fut.set_exception(SandboxUnavailable("the fork server exited"))
+                fut.set_exception(SandboxInfrastructureError("the fork server exited"))
         self._spawns.clear()
         for handle in self._children.values():
             if not handle.exited.done():
@@ -310,13 +328,22 @@ class Zygote:
         self._children.clear()
 
     async def spawn(self) -> ForkedWorker:
-        if not self.alive or self.sock is None:
-            raise SandboxUnavailable("the fork server is not running")
-        key = str(next(self._keys))
-        fut: asyncio.Future[ForkedWorker] = asyncio.get_running_loop().create_future()
-        self._spawns[key] = fut
-        self.sock.send(json.dumps({"spawn": key}).encode())
-        handle = await asyncio.wait_for(fut, READY_TIMEOUT_S)
+        """One new episode process; `SandboxInfrastructureError` when the server fails."""
+        async with self._in_flight:
+            if not self.alive or self.sock is None:
+                raise SandboxInfrastructureError("the fork server is not running")
+            loop = asyncio.get_running_loop()
+            key = str(next(self._keys))
+            fut: asyncio.Future[ForkedWorker] = loop.create_future()
+            self._spawns[key] = fut
+            try:
+                await loop.sock_sendall(self.sock, json.dumps({"spawn": key}).encode())
+                handle = await asyncio.wait_for(fut, READY_TIMEOUT_S)
+            except (OSError, TimeoutError) as exc:
+                self._spawns.pop(key, None)
+                raise SandboxInfrastructureError(
+                    f"the fork server did not answer a spawn ({type(exc).__name__})"
+                ) from exc
         await handle.connected  # type: ignore[attr-defined]
         return handle
 

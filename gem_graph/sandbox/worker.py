@@ -1280,7 +1280,10 @@ def run_zygote(config: dict[str, Any]) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         lock.prepare()
-        zygote_limits = dict(config["limits"], cpu=0, nofile=max(64, config["limits"]["nofile"]))
+        # Room for its own descriptors plus three per spawn reply still in flight.
+        in_flight = int(config.get("spawns_in_flight") or 8)
+        nofile = max(64, config["limits"]["nofile"]) + 4 * in_flight
+        zygote_limits = dict(config["limits"], cpu=0, nofile=nofile)
         lock.apply_process(zygote_limits, os.getppid())
         lock.apply_confinement()
     except Unavailable as exc:
@@ -1329,10 +1332,13 @@ def run_zygote(config: dict[str, Any]) -> None:
             children[pid] = key
             os.close(req_r)
             os.close(resp_w)
-            pidfd = os.pidfd_open(pid)
-            socket.send_fds(ctl, [_dumps({"spawned": key, "pid": pid}).encode()],
-                            [pidfd, req_w, resp_r])  # fmt: skip
-            for fd in (pidfd, req_w, resp_r):
+            fds = [req_w, resp_r]
+            try:
+                fds.insert(0, os.pidfd_open(pid))
+                socket.send_fds(ctl, [_dumps({"spawned": key, "pid": pid}).encode()], fds)
+            except OSError as exc:  # the episode sees end of input on its pipe and exits
+                report({"spawn_failed": key, "error": f"{type(exc).__name__}: {exc}"})
+            for fd in fds:
                 os.close(fd)
 
 
