@@ -318,6 +318,17 @@ def _run_section(file_data: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
+def _cli_transport_default() -> dict[str, Any]:
+    """The command line owns its event loop, so it defaults to the aiohttp transport (about
+    2 ms less CPU per model call) when aiohttp is installed; a settings file or
+    `--http-client` still decides. The library default stays httpx."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        return {}
+    return {"model": {"http_client": "aiohttp"}}
+
+
 def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The flags that change `Settings`, shaped like it."""
     from gem_graph.config import ConfigError, parse_attempts
@@ -365,11 +376,12 @@ def run_run(args: argparse.Namespace) -> int:
     """Run a corpus into RUN_DIR, print the summary; see the subcommand's help for codes."""
     from rich.console import Console
 
-    from gem_graph.config import ConfigError, build_settings, load_settings_file
+    from gem_graph.config import ConfigError, build_settings, deep_merge, load_settings_file
     from gem_graph.corpus import CorpusError, count_corpus, read_corpus
 
     try:
         file_data = load_settings_file(args.settings) if args.settings else {}
+        file_data = deep_merge(_cli_transport_default(), file_data)
         settings = build_settings(file_data, _settings_overrides(args))
     except ConfigError as exc:
         raise UsageError(str(exc)) from None

@@ -26,7 +26,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+from gem_graph.imports import import_without
+
+sqlite_utils = import_without("sqlite_utils", ("pandas", "numpy"))
 
 STORE_FILE = "run.sqlite"
 FINISHED = ("kept", "rejected")
