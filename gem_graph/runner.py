@@ -64,6 +64,8 @@ class EndpointUnreachable(RunError):
 
 
 FAILED_CODES = frozenset({"transport", "infrastructure"})
+SANDBOX_FAILURE = "the sandbox failed"
+"""How an `infrastructure` reject's reason begins (see `nodes.failure_handler`)."""
 """Reject codes that say the machine failed, not the document: stored `failed`, retried."""
 
 
@@ -506,8 +508,11 @@ class _Runner:
     def _stop(self) -> None:
         if self.stopped_reason is not None:
             return
-        where = redact_url(self.endpoint) or "the configured endpoint"
         detail = self.last_failure.splitlines()[0] if self.last_failure else "no answer"
+        if detail.startswith(SANDBOX_FAILURE):
+            self.stopped_reason = f"the sandbox keeps failing: {detail}"[:500]
+            return
+        where = redact_url(self.endpoint) or "the configured endpoint"
         detail = re.sub(r"^model call failed \([^)]*\): ", "", detail)
         self.stopped_reason = f"cannot reach the model server at {where}: {detail}"[:500]
 

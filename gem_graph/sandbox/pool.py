@@ -105,8 +105,15 @@ class Sandbox:
             self._prepare()
             assert self._config is not None and self._cwd is not None
             if self.settings.fork_server and (self._zygote is None or not self._zygote.alive):
+                restarting = self._zygote is not None
                 zygote = Zygote(self._config, self._bwrap, self._cwd)
-                await zygote.start()
+                try:
+                    await zygote.start()
+                except SandboxUnavailable as exc:
+                    if not restarting:
+                        raise  # the tier cannot be applied here: fail closed
+                    # It started before, so the tier is fine; the machine failed this time.
+                    raise SandboxInfrastructureError(f"restarting the fork server: {exc}") from exc
                 self._check_isolation(zygote.isolation)
                 self._zygote = zygote
         self._top_up()
