@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gem_graph.checks.claims import check_claims
+from gem_graph.checks.consent import check_consent
 from gem_graph.checks.grounding import check_grounding
+from gem_graph.checks.hygiene import check_hygiene
 from gem_graph.checks.problems import ProblemDict
 from gem_graph.checks.trajectory import check_trajectory
 
@@ -40,4 +43,21 @@ def check_dialogue(
 ) -> list[ProblemDict]:
     """All static problems of `messages` using `tools`; no I/O, no model calls."""
     context = context or DialogueContext()
-    return [*check_trajectory(messages, tools), *check_grounding(messages, tools)]
+    return [
+        *check_trajectory(messages, tools),
+        *check_grounding(messages, tools, scenario_now=context.scenario_now),
+        *check_consent(messages, context.confirm_before),
+        *check_claims(
+            messages,
+            tools,
+            scenario_now=context.scenario_now,
+            read_only_tools=context.read_only_tools,
+            policy=context.policy,
+        ),
+        *check_hygiene(
+            messages,
+            max_messages=context.max_messages,
+            max_identical_calls=context.max_identical_calls,
+            tool_sources=context.tool_sources,
+        ),
+    ]

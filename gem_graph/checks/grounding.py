@@ -1,7 +1,9 @@
 """Mechanical R1: values the assistant uses must come from earlier in the dialogue.
 
 Public API:
-- `check_grounding(messages, tools) -> list[ProblemDict]`: code `ungrounded_value`.
+- `check_grounding(messages, tools, *, scenario_now=None) -> list[ProblemDict]`: code
+  `ungrounded_value`. `scenario_now` is the record's clock (ISO 8601; the runtime default
+  2025-01-01T09:00:00+00:00 when None); relative dates are resolved against it.
 - `stated_ids(text) -> list[str]`: the id-like tokens of a text, in order, without duplicates.
 
 Evidence for message *i* is the text of every system, user and tool message before *i*
@@ -13,22 +15,43 @@ What is checked:
 - every id-like token the assistant states in its text content (see `stated_ids`): a token
   of at least 4 characters mixing letters and digits (`ORD-1001`, `A7X9K2`, `order_17`), a
   run of 5 or more digits (`48213`), or `#` followed by 3 or more digits (`#452`). Tokens like
-  `3pm`, `2nd`, `10kg` are units or ordinals, not ids; dates and times are ignored.
+  `3pm`, `2nd`, `10kg` are units or ordinals, not ids; dates and times are ignored. (What the
+  assistant says beyond ids is the claims check's job, `checks/claims.py`.)
 
-How an argument value is matched (text is compared case-insensitively, whitespace collapsed):
-- exempt: booleans and null; values the tool schema enumerates (`enum`/`const`, also inside
-  `anyOf`/`oneOf`) or gives as the property's `default`; integers from -9 to 9; strings
-  shorter than 3 characters;
-- numbers: equal (by absolute value) to a number printed earlier (`42` matches "42", "42.0",
-  "$42.00", "1,042" does not), or, up to 20, to a number word ("two");
-- ISO dates and datetimes: the date must appear earlier in ISO form, as `3/14/2025`,
-  `14.03.2025`, `March 14`, `14 March 2025`, `Mar 14th` and similar. The time of day is not
-  checked. When a user turn speaks of a relative date ("tomorrow", "next Friday",
-  "in 3 days"), date values are exempt: resolving them is left to the LLM judge (R1);
+Exempt argument values, and only these:
+- booleans and null; values the tool schema enumerates (`enum`/`const`, also inside
+  `anyOf`/`oneOf`) or gives as the property's `default`; the empty string;
+- counts that identify nothing: a non-negative integer (or numeric string) of a paging
+  property (`limit`, `page`, `offset`, `page_size`, `per_page`, `max_results`, `top_k`), or one
+  up to 9 of a quantity property: its name has a word like quantity, qty, count, nights,
+  guests, people, adults, children, seats, tickets, rooms, units (or is `party_size`), or
+  starts with `num_` or `number_of`, or its description says "number of", "how many",
+  "quantity" or "count".
+  A property whose name is `id`, `code`, `number`, `ref`, `sku` or ends in `_id`, `Id`,
+  `_code`, `_number`, `_no`, `_ref` is an identifier and never exempt.
+Everything else is checked at any length: a 2-character id or a small integer is no longer
+free.
+
+How a value is matched (text is compared case-insensitively, whitespace collapsed):
+- numbers: equal, sign included, to a number that stands alone earlier (`42` matches "42",
+  "42.0", "$42.00", "#42"; `-5` is not matched by "5"; "1,042", "ORD-1042", "3-pack" and
+  dates match nothing), to a JSON number of a tool output, to the year of a date said
+  earlier, or to a number word ("twelve", "fifty", "twenty-five", "a dozen");
+- ISO dates and datetimes: the date must appear earlier, in ISO form or as `3/14/2025`,
+  `14.03.2025`, `March 14`, `14 March 2025`, `Mar 14th` and similar. A date written without a
+  year grounds only the scenario's year, a year said elsewhere, or the occurrence nearest
+  the scenario clock. Relative dates in user turns ("today", "tomorrow", "next Friday",
+  "in 3 days", "next week", "end of the month", ...) are resolved against the scenario clock
+  and ground what they resolve to; a said date (or today) plus or minus a said number of
+  days ("for 3 nights", "14 days") is grounded too. The time of day of a datetime, unless
+  it is midnight, must appear earlier (`14:00`, `2pm`, a time inside an earlier ISO
+  datetime, or "at 2" / "noon" in a user turn) or be such a time plus or minus a said
+  duration;
+- time strings (`14:00`, `2:30 pm`): the same rule as the time of a datetime;
 - phone-like strings (digits and separators, at least 7 digits): the same digit sequence
   appears earlier, allowing a missing or extra country-code prefix;
-- other single-token strings (no whitespace): appear earlier as a whole token, so `ORD-12`
-  is not grounded by `ORD-123`;
+- other single-token strings, however short: appear earlier as a whole token, so `ORD-12`
+  is not grounded by `ORD-123` and `1001` not by `ORD-1001`;
 - multi-word strings are free text the assistant may phrase itself, so only their id-like
   tokens and their numbers of 2 or more digits are checked, except short Title Case strings
   (up to 4 words, e.g. a person's or place's name), whose every word must appear earlier.
@@ -42,7 +65,9 @@ import re
 from typing import Any
 
 from gem_graph import strictjson
+from gem_graph.checks.evidence import Evidence
 from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.spans import UNIT_OR_ORDINAL, scenario_clock, time_spans, wordset
 from gem_graph.checks.tools import tool_parameters
 from gem_graph.checks.trajectory import (
     call_arguments,
@@ -51,56 +76,58 @@ from gem_graph.checks.trajectory import (
     message_text,
 )
 
-_NUMBER_WORDS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty"
-)
-_WORD_NUMBERS = {word: value for value, word in enumerate(_NUMBER_WORDS.split(" "))}
-_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORD_NUMBERS) + r")\b")
 _NUMERIC_STRING = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
 _PHONE_STRING = re.compile(r"^\+?[\d\s().\-/]+$")
-_PHONE_IN_TEXT = re.compile(r"\+?\d[\d\s().\-/]{5,}\d")
-_ISO_VALUE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?$")
-
-_MONTHS = {
-    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7,
-    "august": 8, "september": 9, "october": 10, "november": 11, "december": 12,
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9,
-    "sept": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
-_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_ORD = r"(?:st|nd|rd|th)?"
-_ISO_DATE = re.compile(r"(\d{4})[-/](\d{1,2})[-/](\d{1,2})")
-_SLASH_DATE = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?(?![\d/])")
-_DOT_DATE = re.compile(r"(?<!\d)(?<!\d\.)(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2})(?!\.?\d)")
-_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}}){_ORD}\b(?:,?\s+(\d{{4}}))?")
-_DAY_MONTH = re.compile(rf"\b(\d{{1,2}}){_ORD}\s+(?:of\s+)?{_MONTH}(?:,?\s+(\d{{4}}))?")
-_RELATIVE_DATE = re.compile(
-    r"\b(today|tonight|tomorrow|yesterday|weekend|monday|tuesday|wednesday|thursday|friday|"
-    r"saturday|sunday|(?:next|this|last|coming) (?:week|month|year)|day after|"
-    r"end of (?:the )?(?:day|week|month)|in (?:\d+|a|an|one|two|three|four|five|six|seven|"
-    r"eight|nine|ten) (?:days?|weeks?|months?))\b"
+_ISO_VALUE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?"
+    r"(?:Z|[+-]\d{2}:?\d{2})?)?$"
 )
-
+_TIME_VALUE = re.compile(r"^\d{1,2}(?::\d{2}(?::\d{2})?)?\s?(?:[ap]\.?m\.?)?$", re.IGNORECASE)
 _TOKEN = re.compile(r"#?[^\W_]+(?:[-_][^\W_]+)*")
 _DATE_OR_TIME = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
     r"|\b\d{1,2}:\d{2}(?::\d{2})?(?:\s?[ap]\.?m\.?)?",
     re.IGNORECASE,
 )
-_UNIT_OR_ORDINAL = re.compile(
-    r"^\d+(?:st|nd|rd|th|am|pm|h|hr|hrs|min|mins|s|sec|ms|d|wk|mo|yr|yrs|x|k|m|b|"
-    r"kg|g|mg|lb|lbs|oz|km|cm|mm|mi|ft|in|ml|l|kb|mb|gb|tb|px|p|hz|khz|mhz|ghz|gbps|mbps|w|"
-    r"kw|v|mah|gen)$",
-    re.IGNORECASE,
+_ID_NAME = re.compile(
+    r"(?:^(?:id|code|number|ref|sku)$|_(?:id|code|number|no|ref|sku)$|(?:Id|ID|Code|Number|Ref)$)"
 )
+_COUNT_NAMES = frozenset({"party_size", "group_size", "headcount", "head_count"})
+_PAGING_NAMES = frozenset(
+    {"limit", "page", "offset", "page_size", "per_page", "max_results", "top_k", "max_items"}
+)
+_QUANTITY_WORDS = wordset(
+    "quantity quantities qty count nights guests people persons adults children "
+    "kids seats tickets rooms beds units copies passengers travelers travellers "
+    "attendees participants pieces"
+)
+_QUANTITY_TEXT = re.compile(r"\b(?:number of (?!the\b)|how many|quantity|count\b)", re.IGNORECASE)
 _UNGROUNDED = "does not appear earlier in the dialogue (system prompt, user turns or earlier "
 _UNGROUNDED += "tool outputs)"
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.casefold().split())
+def _words(name: str) -> list[str]:
+    """The words of a property name: `partySize` and `party_size` give ["party", "size"]."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).casefold().split("_")
+
+
+def _count_limit(name: str | None, schema: Any) -> float:
+    """The largest integer a property may take without grounding: it is a count that
+    identifies nothing (see the module docstring). 0 means no exemption."""
+    if not name or _ID_NAME.search(name):
+        return 0
+    snake = "_".join(_words(name))
+    if snake in _PAGING_NAMES:
+        return math.inf
+    description = schema.get("description") if isinstance(schema, dict) else None
+    if (
+        _QUANTITY_WORDS.intersection(_words(name))
+        or snake in _COUNT_NAMES
+        or snake.startswith(("num_", "number_of_"))
+        or (isinstance(description, str) and _QUANTITY_TEXT.search(description))
+    ):
+        return 9
+    return 0
 
 
 def _is_id_like(token: str) -> bool:
@@ -110,7 +137,7 @@ def _is_id_like(token: str) -> bool:
         return len(token) >= 5
     has_digit = any(c.isdigit() for c in token)
     has_alpha = any(c.isalpha() for c in token)
-    return has_digit and has_alpha and len(token) >= 4 and not _UNIT_OR_ORDINAL.match(token)
+    return has_digit and has_alpha and len(token) >= 4 and not UNIT_OR_ORDINAL.match(token)
 
 
 def stated_ids(text: str) -> list[str]:
@@ -123,117 +150,6 @@ def stated_ids(text: str) -> list[str]:
         if _is_id_like(token) and token not in found:
             found.append(token)
     return found
-
-
-def _dates_in(text: str) -> set[tuple[int | None, int, int]]:
-    """Dates written in `text` (already case-folded) as (year or None, month, day)."""
-    found: set[tuple[int | None, int, int]] = set()
-
-    def add(year: str | None, month: int, day: int) -> None:
-        if not (1 <= month <= 12 and 1 <= day <= 31):
-            return
-        value = int(year) if year else None
-        if value is not None and value < 100:
-            value += 2000
-        found.add((value, month, day))
-        found.add((None, month, day))
-
-    for y, m, d in _ISO_DATE.findall(text):
-        add(y, int(m), int(d))
-    for pattern in (_SLASH_DATE, _DOT_DATE):
-        for a, b, y in pattern.findall(text):
-            add(y or None, int(a), int(b))  # month first (US) ...
-            add(y or None, int(b), int(a))  # ... or day first: accept either reading
-    for month, d, y in _MONTH_DAY.findall(text):
-        add(y or None, _MONTHS[month], int(d))
-    for d, month, y in _DAY_MONTH.findall(text):
-        add(y or None, _MONTHS[month], int(d))
-    return found
-
-
-class _Evidence:
-    """What the dialogue has said so far, outside the assistant's own turns."""
-
-    def __init__(self) -> None:
-        self._texts: list[str] = []
-        self._joined = ""
-        self._numbers: set[float] = set()
-        self._digit_runs: set[str] = set()
-        self._dates: set[tuple[int | None, int, int]] = set()
-        self.relative_dates = False
-
-    def add_text(self, text: str, *, speaker: bool = False) -> None:
-        """Add a text; `speaker` marks user text, whose relative dates exempt date values."""
-        text = _norm(text)
-        if not text:
-            return
-        self._texts.append(text)
-        self._joined = ""
-        for match in _NUMBER.findall(text):
-            self._numbers.add(_key(float(match.replace(",", ""))))
-        for word in _NUMBER_WORD.findall(text):
-            self._numbers.add(_key(float(_WORD_NUMBERS[word])))
-        for match in _PHONE_IN_TEXT.findall(text):
-            digits = re.sub(r"\D", "", match)
-            if len(digits) >= 7:
-                self._digit_runs.add(digits)
-        self._dates |= _dates_in(text)
-        if speaker and _RELATIVE_DATE.search(text):
-            self.relative_dates = True
-
-    def add_tool_output(self, content: str) -> None:
-        """Add a tool message: its raw text plus the strings and numbers of its JSON."""
-        self.add_text(content)
-        try:
-            value = strictjson.loads(content)
-        except strictjson.StrictJSONError:  # not JSON, or too deep/ambiguous to read
-            return
-        strings: list[str] = []
-        _collect(value, strings, self._numbers)
-        for text in strings:
-            self.add_text(text)
-
-    def has_text(self, value: str) -> bool:
-        """True if `value` appears as a whole token sequence in an earlier text."""
-        needle = _norm(value)
-        if not needle:
-            return True
-        if not self._joined:
-            self._joined = "\n\x00\n".join(self._texts)
-        pattern = r"(?<!\w)" + re.escape(needle) + r"(?!\w)"
-        return re.search(pattern, self._joined) is not None
-
-    def has_number(self, value: float) -> bool:
-        return _key(value) in self._numbers
-
-    def has_digits(self, digits: str) -> bool:
-        return any(
-            run == digits
-            or (min(len(run), len(digits)) >= 7 and (run.endswith(digits) or digits.endswith(run)))
-            for run in self._digit_runs
-        )
-
-    def has_date(self, year: int, month: int, day: int) -> bool:
-        return (year, month, day) in self._dates or (None, month, day) in self._dates
-
-
-def _key(number: float) -> float:
-    return round(abs(number), 6)
-
-
-def _collect(value: Any, strings: list[str], numbers: set[float]) -> None:
-    """Gather the string keys/values and numbers of a parsed JSON value."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            strings.append(str(key))
-            _collect(item, strings, numbers)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, strings, numbers)
-    elif isinstance(value, str):
-        strings.append(value)
-    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        numbers.add(_key(float(value)))
 
 
 def _exempt_by_schema(value: Any, schema: Any) -> bool:
@@ -269,29 +185,40 @@ def _subschema(schema: Any, key: str | int) -> Any:
     return items if isinstance(items, dict) else None
 
 
-def _ungrounded_parts(value: Any, evidence: _Evidence) -> list[str]:
-    """The parts of a scalar argument value that the evidence does not support."""
+def _ungrounded_parts(
+    value: Any, evidence: Evidence, name: str | None = None, schema: Any = None
+) -> list[str]:
+    """The parts of a scalar argument value (of property `name`) that the evidence does not
+    support."""
     if value is None or isinstance(value, bool):
         return []
+    if isinstance(value, int) and abs(value) >= 10**15:  # too big for a float: an id
+        return [] if evidence.has_text(str(value)) else [_show(value)]
     if isinstance(value, int | float):
         if not math.isfinite(value):
             return [repr(value)]
-        if float(value).is_integer() and abs(value) <= 9:
+        if float(value).is_integer() and 0 <= value <= _count_limit(name, schema):
             return []
-        return [] if evidence.has_number(float(value)) else [_show(value)]
+        if evidence.has_number(float(value)) or value in evidence.years:
+            return []
+        return [_show(value)]
     if not isinstance(value, str):
         return []
     text = value.strip()
-    if len(_norm(text)) < 3 or evidence.has_text(text):
+    if not text:
         return []
     if _NUMERIC_STRING.match(text):
-        return [] if evidence.has_number(float(text)) else [text]
+        number = float(text)
+        if number.is_integer() and 0 <= number <= _count_limit(name, schema):
+            return []
+        return [] if evidence.has_number(number) else [text]
     iso = _ISO_VALUE.match(text)
     if iso:
-        if evidence.relative_dates:
-            return []
-        year, month, day = (int(part) for part in iso.groups())
-        return [] if evidence.has_date(year, month, day) else [text]
+        return [] if _grounded_datetime(iso, evidence) else [text]
+    if _TIME_VALUE.match(text) and (spans := time_spans(text)):
+        return [] if evidence.find_time(spans[0].minutes) else [text]
+    if evidence.has_text(text):
+        return []
     if _PHONE_STRING.match(text) and len(re.sub(r"\D", "", text)) >= 7:
         return [] if evidence.has_digits(re.sub(r"\D", "", text)) else [text]
     words = text.split()
@@ -303,7 +230,18 @@ def _ungrounded_parts(value: Any, evidence: _Evidence) -> list[str]:
     return _ungrounded_tokens(text, evidence)
 
 
-def _ungrounded_tokens(text: str, evidence: _Evidence) -> list[str]:
+def _grounded_datetime(iso: re.Match[str], evidence: Evidence) -> bool:
+    """The date must be said or derivable; the time of day too, unless it is midnight."""
+    year, month, day = (int(part) for part in iso.groups()[:3])
+    if evidence.find_date(year, month, day) is None:
+        return False
+    if iso.group(4) is None:
+        return True
+    minutes = int(iso.group(4)) * 60 + int(iso.group(5))
+    return minutes == 0 or evidence.find_time(minutes) is not None
+
+
+def _ungrounded_tokens(text: str, evidence: Evidence) -> list[str]:
     """Free text: its stated ids and its numbers of 2 or more digits must be grounded."""
     missing = [token for token in stated_ids(text) if not evidence.has_text(token)]
     cleaned = _DATE_OR_TIME.sub(" ", text)
@@ -322,21 +260,23 @@ def _ungrounded_tokens(text: str, evidence: _Evidence) -> list[str]:
     return missing
 
 
-def _walk(value: Any, schema: Any, path: str) -> list[tuple[str, Any]]:
-    """(path, scalar) pairs of an argument value that are not exempt by the schema."""
+def _walk(value: Any, schema: Any, path: str, name: str | None) -> list[tuple[str, Any, Any, Any]]:
+    """(path, scalar, its property name, its schema) of an argument value, skipping what the
+    schema enumerates."""
     if _exempt_by_schema(value, schema):
         return []
     if isinstance(value, dict):
-        pairs: list[tuple[str, Any]] = []
+        pairs: list[tuple[str, Any, Any, Any]] = []
         for key, item in value.items():
-            pairs.extend(_walk(item, _subschema(schema, str(key)), f"{path}.{key}"))
+            sub = _subschema(schema, str(key))
+            pairs.extend(_walk(item, sub, f"{path}.{key}", str(key)))
         return pairs
     if isinstance(value, list):
         pairs = []
         for index, item in enumerate(value):
-            pairs.extend(_walk(item, _subschema(schema, index), f"{path}[{index}]"))
+            pairs.extend(_walk(item, _subschema(schema, index), f"{path}[{index}]", name))
         return pairs
-    return [(path, value)]
+    return [(path, value, name, schema)]
 
 
 def _show(value: Any) -> str:
@@ -344,7 +284,9 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:79] + "…"
 
 
-def check_grounding(messages: Any, tools: Any) -> list[ProblemDict]:
+def check_grounding(
+    messages: Any, tools: Any, *, scenario_now: str | None = None
+) -> list[ProblemDict]:
     """`ungrounded_value` problems for call arguments and ids the assistant states.
 
     Structural faults (bad roles, unparsable arguments) are skipped here; `check_trajectory`
@@ -358,18 +300,19 @@ def check_grounding(messages: Any, tools: Any) -> list[ProblemDict]:
         calls_at.setdefault(site.message_index, []).append((site.call_index, site.call))
     tool_names = {name.casefold() for name in schemas}
     problems: list[ProblemDict] = []
-    evidence = _Evidence()
+    evidence = Evidence(scenario_clock(scenario_now))
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
         role = message.get("role")
         text = message_text(message)
+        where = f"messages[{index}]"
         if role in ("system", "user"):
-            evidence.add_text(text, speaker=role == "user")
+            evidence.add_text(text, where, user=role == "user")
         elif role == "tool":
-            evidence.add_tool_output(text)
+            evidence.add_tool_output(text, where)
         elif role == "assistant":
-            problems.extend(_check_statement(text, evidence, tool_names, f"messages[{index}]"))
+            problems.extend(_check_statement(text, evidence, tool_names, where))
             for call_index, call in calls_at.get(index, []):
                 where = f"messages[{index}].tool_calls[{call_index}]"
                 problems.extend(_check_call(call, schemas, evidence, where))
@@ -377,7 +320,7 @@ def check_grounding(messages: Any, tools: Any) -> list[ProblemDict]:
 
 
 def _check_statement(
-    text: str, evidence: _Evidence, tool_names: set[str], where: str
+    text: str, evidence: Evidence, tool_names: set[str], where: str
 ) -> list[ProblemDict]:
     problems: list[ProblemDict] = []
     for token in stated_ids(text):
@@ -396,7 +339,7 @@ def _check_statement(
 
 
 def _check_call(
-    call: dict[str, Any], schemas: dict[str, dict[str, Any]], evidence: _Evidence, where: str
+    call: dict[str, Any], schemas: dict[str, dict[str, Any]], evidence: Evidence, where: str
 ) -> list[ProblemDict]:
     name = call_name(call)
     raw = call_arguments(call)
@@ -411,8 +354,9 @@ def _check_call(
     schema = schemas.get(name, {})
     problems: list[ProblemDict] = []
     for key, value in arguments.items():
-        for path, scalar in _walk(value, _subschema(schema, str(key)), str(key)):
-            for part in _ungrounded_parts(scalar, evidence):
+        sub = _subschema(schema, str(key))
+        for path, scalar, prop, prop_schema in _walk(value, sub, str(key), str(key)):
+            for part in _ungrounded_parts(scalar, evidence, prop, prop_schema):
                 whole = _show(scalar)
                 shown = repr(whole) if isinstance(scalar, str) else whole
                 detail = f"{path!r} = {shown}"

@@ -39,9 +39,19 @@ CODES: Final[frozenset[str]] = frozenset(
         "internal_error",
         "invalid_blueprint",
         "invalid_record",  # a verify input line that is not a usable record
+        "ungrounded_claim",  # the assistant's text states something nothing supports
+        "contradicts_output",  # the assistant's text contradicts a tool output field
+        "false_success",  # success reported after the call failed
+        "unbacked_action",  # an action claimed that no successful call performed
+        "repetition",  # a loop of identical calls
+        "too_long",  # more messages than the limit
+        "leak",  # tool source code in the system prompt
+        "missing_confirmation",  # a confirm_before tool called without the user's agreement
+        "unsupported_by_source",  # a blueprint quote that does not occur in the source text
         "tools_mismatch",  # a record's tools differ from its environment's
         "environment_mismatch",  # a record names another environment (name or hash)
         "state_mismatch",  # a record's final state hash or diff is not the replay's
+        "infrastructure",  # the sandbox failed, not the tool code; the document is retried
     }
 )
 

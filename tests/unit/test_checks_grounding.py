@@ -5,20 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from dialogue_helpers import call, codes
 
 from gem_graph.checks.grounding import check_grounding, stated_ids
-
-
-def codes(problems):
-    return sorted({p["code"] for p in problems})
-
-
-def call(name, arguments, call_id="call_1"):
-    return {
-        "id": call_id,
-        "type": "function",
-        "function": {"name": name, "arguments": json.dumps(arguments)},
-    }
 
 
 def tool(name, properties):
@@ -106,12 +95,79 @@ def test_const_and_default_values_are_exempt():
     assert not grounded("Hi", 26, {"type": "integer", "default": 25})
 
 
-def test_booleans_null_and_trivial_values_are_exempt():
+def test_booleans_and_null_are_exempt():
     assert grounded("Hi", True, {"type": "boolean"})
     assert grounded("Hi", None, {"type": "null"})
-    assert grounded("Hi", 3, {"type": "integer"})
-    assert grounded("Hi", -9, {"type": "integer"})
-    assert grounded("Hi", "EU", {"type": "string"})
+    assert grounded("Hi", "", {"type": "string"})
+
+
+def test_small_integers_and_short_strings_must_be_grounded():
+    # Exempt before: a 2-character id or a small integer could be invented.
+    assert not grounded("Hi", 3, {"type": "integer"})
+    assert not grounded("Hi", -9, {"type": "integer"})
+    assert not grounded("Hi", "EU", {"type": "string"})
+    assert grounded("Ship it to the EU.", "EU", {"type": "string"})
+    assert grounded("Table for three.", 3, {"type": "integer"})
+
+
+def counted(name, value, schema=None):
+    """True when `value` of property `name` is grounded by a user turn that says nothing."""
+    tools = [tool("lookup", {name: schema or {"type": "integer"}})]
+    return check_grounding(dialogue("Hi", {name: value}), tools) == []
+
+
+def test_counts_that_identify_nothing_are_exempt():
+    assert counted("quantity", 3)
+    assert counted("guests", 2)
+    assert counted("number_of_nights", 4)
+    assert counted("partySize", 4)
+    assert counted("n", 2, {"type": "integer", "description": "How many seats to hold."})
+    assert counted("limit", 50)
+    assert counted("page", 12)
+    # a quantity beyond 9 must be said; a negative count is no count
+    assert not counted("quantity", 25)
+    assert not counted("quantity", -1)
+
+
+def test_ids_are_checked_at_any_length():
+    assert not counted("room_id", 3)
+    assert not counted("table_number", 4)
+    assert not counted("seat", "4B", {"type": "string"})
+    assert not counted("count_id", 2)  # named like an id: never a count
+    assert not counted("code", "A7", {"type": "string"})
+
+
+def test_the_sign_matters():
+    assert grounded("Adjust it by -5.", -5, {"type": "integer"})
+    assert not grounded("Adjust it by 5.", -5, {"type": "integer"})
+    assert not grounded("Adjust it by -5.", 5, {"type": "integer"})
+
+
+def test_a_number_inside_another_token_grounds_nothing():
+    assert not grounded("My order is ORD-1001.", 1001, {"type": "integer"})
+    assert not grounded("My order is ORD-1001.", "1001")
+    assert not grounded("Deliver on 2025-03-14.", 14, {"type": "integer"})
+    assert not grounded("The 3-pack, please.", 30, {"type": "integer"})
+    assert grounded("Order #1001, please.", 1001, {"type": "integer"})
+    assert grounded("It weighs 10kg.", 10, {"type": "integer"})
+
+
+def test_years_are_checked():
+    assert grounded("Born 12 April 1986.", 1986, {"type": "integer"})
+    assert not grounded("Born 12 April 1986.", 1987, {"type": "integer"})
+    # a date said without a year stands for the scenario's year
+    assert grounded("Book it for March 20.", "2025-03-20")
+    assert not grounded("Book it for March 20.", "2026-03-20")
+
+
+def test_times_of_day_are_checked():
+    assert grounded("Book March 20 at 14:00.", "2025-03-20T14:00:00")
+    assert grounded("Book March 20 at 2pm.", "2025-03-20T14:00:00+00:00")
+    assert grounded("Book March 20 at 2 please.", "2025-03-20T14:00:00")
+    assert grounded("Book it for March 20.", "2025-03-20T00:00:00")  # midnight: no time given
+    assert not grounded("Book March 20 at 14:00.", "2025-03-20T15:00:00")
+    assert grounded("Any time after 9:30 am works.", "09:30")
+    assert not grounded("Any time after 9:30 am works.", "10:30")
 
 
 def test_numbers_match_as_printed():
@@ -144,16 +200,39 @@ def test_dates_match_in_other_formats():
     assert grounded("Book it for March 20, 2025 please.", "2025-03-20")
     assert grounded("Book it for the 20th of March.", "2025-03-20")
     assert grounded("Book it for 3/20/2025.", "2025-03-20")
-    assert grounded("Book it for 20.03.2025.", "2025-03-20T14:00:00")
+    assert grounded("Book it for 20.03.2025 at 14:00.", "2025-03-20T14:00:00")
     assert not grounded("Book it for March 21, 2025.", "2025-03-20")
     assert not grounded("Book it soon.", "2025-03-20")
 
 
-def test_dates_are_exempt_when_the_user_speaks_relatively():
-    assert grounded("Book it for next Thursday.", "2025-03-20")
-    assert grounded("Can I come tomorrow?", "2025-03-15T10:00:00+00:00")
-    # Relative words in the system prompt alone do not exempt dates.
+def relative(user_text, value, now="2025-03-14T10:00:00+00:00"):
+    """True when date `value` is grounded by `user_text` on Friday 2025-03-14 (the clock)."""
+    tools = [tool("lookup", {"x": {"type": "string"}})]
+    messages = dialogue(user_text, {"x": value})
+    return check_grounding(messages, tools, scenario_now=now) == []
+
+
+def test_relative_dates_are_resolved_against_the_scenario_clock():
+    assert relative("Book it for next Thursday.", "2025-03-20")
+    assert relative("Book it for next Thursday.", "2025-03-27")
+    assert not relative("Book it for next Thursday.", "2025-03-21")
+    assert relative("Can I come tomorrow?", "2025-03-15")
+    assert relative("Can I come tomorrow at 10:00?", "2025-03-15T10:00:00+00:00")
+    assert not relative("Can I come tomorrow?", "2025-03-16")
+    assert relative("Today, please.", "2025-03-14")
+    assert relative("In 3 days?", "2025-03-17")
+    assert relative("Sometime next week.", "2025-03-19")
+    assert not relative("Sometime next week.", "2025-03-26")
+    assert relative("By the end of the month.", "2025-03-31")
+    # without a scenario clock, the runtime default (2025-01-01, a Wednesday) is today
+    assert relative("Friday works.", "2025-01-03", now=None)
+    # relative words in the system prompt alone do not resolve anything
     assert not grounded("Book it soon.", "2025-03-20", system="Today is 2025-03-14.")
+
+
+def test_a_said_date_plus_a_said_number_of_days_is_grounded():
+    assert grounded("Check in March 20 for 3 nights.", "2025-03-23")
+    assert not grounded("Check in March 20 for 3 nights.", "2025-03-24")
 
 
 def test_phone_numbers_match_by_digits():

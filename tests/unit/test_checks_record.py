@@ -40,9 +40,7 @@ def test_a_forged_environment_name_or_hash_is_a_mismatch() -> None:
     assert codes({"environment": {"name": "bank", "sha256": REF["sha256"]}}) == [
         "environment_mismatch"
     ]
-    assert codes({"environment": {"name": "shop", "sha256": "0" * 64}}) == [
-        "environment_mismatch"
-    ]
+    assert codes({"environment": {"name": "shop", "sha256": "0" * 64}}) == ["environment_mismatch"]
     assert codes({"environment": "shop"}) == ["invalid_record"]
 
 

@@ -190,7 +190,8 @@ async def test_problem_texts_with_lone_surrogates_are_escaped(
     async def quoting(**_: Any) -> dict[str, Any]:
         message = "call to 'x': arguments must be one strict JSON object: \ud800"
         problems = [{"code": "malformed_arguments", "message": message, "where": "m\udc00"}]
-        return {"problems": problems, "verification": {"final_state_sha256": None}}
+        verification = {"final_state_sha256": None, "state_diff": {}}
+        return {"problems": problems, "verification": verification}
 
     monkeypatch.setattr(verify, "verify_trajectory", quoting)
     result = await verdict({"messages": []})
