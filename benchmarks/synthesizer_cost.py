@@ -77,7 +77,7 @@ def script(repair_every: int) -> Any:
         ground, refined = gold_record(name, 0), gold_record(name, 1)
         table[("good", name)] = {
             "filter": FILTER_OK,
-            "extract": extract_reply(env, ground),
+            "extract": extract_reply(env, ground, TEXTS[name]),
             "implement": implement_reply(env),
             "ground": trajectory_reply(ground),
             "refine": trajectory_reply(refined),

@@ -71,7 +71,7 @@ def _payloads() -> dict[str, dict[str, Any]]:
     gold = gold_record("retail", 0)
     return {
         "FilterOutput": FILTER_OK,
-        "ExtractOutput": extract_reply(env, gold),
+        "ExtractOutput": extract_reply(env, gold, TEXT),
         "ImplementOutput": implement_reply(env),
         "TrajectoryOutput": trajectory_reply(gold),
         "JudgeOutput": JUDGE_OK,

@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from gem_graph import strictjson
 from gem_graph.dbstate import (
@@ -70,7 +80,12 @@ class DocumentSource(BaseModel):
 
 
 class Manifest(BaseModel):
-    """The contents of `environment.json`."""
+    """The contents of `environment.json`.
+
+    `confirm_before` names the write tools the source says need the user's agreement
+    first; the dialogue checks hold every call of them to that. It is left out of the
+    serialised manifest when empty, so manifests without it keep their content hash.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -81,6 +96,7 @@ class Manifest(BaseModel):
     tools: list[dict[str, Any]]
     policy: str = ""
     read_only_tools: list[str] = Field(default_factory=list)
+    confirm_before: list[str] = Field(default_factory=list)
 
     @field_validator("tools")
     @classmethod
@@ -105,7 +121,22 @@ class Manifest(BaseModel):
         unknown = sorted(set(self.read_only_tools) - set(self.tool_names))
         if unknown:
             raise ValueError(f"read_only_tools names undeclared tools: {unknown}")
+        unknown = sorted(set(self.confirm_before) - set(self.tool_names))
+        if unknown:
+            raise ValueError(f"confirm_before names undeclared tools: {unknown}")
+        reads = sorted(set(self.confirm_before) & set(self.read_only_tools))
+        if reads:
+            raise ValueError(f"confirm_before names read-only tools, which change nothing: {reads}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_confirm_before(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("confirm_before"):
+            data.pop("confirm_before", None)
+        return data
 
     @property
     def tool_names(self) -> list[str]:

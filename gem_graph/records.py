@@ -7,6 +7,7 @@ from typing import Any
 
 from gem_graph import __version__
 from gem_graph.checks.problems import format_feedback
+from gem_graph.checks.source import source_spans
 from gem_graph.checks.stats import trajectory_stats
 from gem_graph.llm import summarize_usage
 
@@ -23,7 +24,12 @@ def build_record(
     prompt_versions: dict[str, str],
     mode: str = "pipeline",
 ) -> dict[str, Any]:
-    """One kept trajectory in the record format."""
+    """One kept trajectory in the record format.
+
+    `provenance.spans` locates each tool, workflow step and rule of the blueprint in the
+    source text (`checks.source.source_spans`); None when the blueprint has no quotes, as in
+    synthesizer mode.
+    """
     document = state["document"]
     trajectory = state["trajectory"]
     labels = {k: v for k, v in (state.get("labels") or {}).items() if k != "relevant"}
@@ -53,6 +59,7 @@ def build_record(
             "mode": mode,
             "models": {"default": model_name},
             "prompts": dict(sorted(prompt_versions.items())),
+            "spans": source_spans(state.get("blueprint"), document["text"]),
         },
     }
 

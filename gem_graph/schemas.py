@@ -56,6 +56,26 @@ class ToolDraft(_Out):
     read_only: bool = Field(description="True when the tool never changes state.")
 
 
+class ExtractedTool(ToolDraft):
+    """A tool as the extraction proposes it, with the words of the text it rests on."""
+
+    confirm_before: bool = Field(
+        description="True when the text says the user must agree before this action "
+        "(only for tools that change state)."
+    )
+    quote: str = Field(description="The words of the text this tool is based on, verbatim.")
+
+
+class StepDraft(_Out):
+    step: str = Field(description="The step, as a short imperative sentence.")
+    quote: str = Field(description="The words of the text this step comes from, verbatim.")
+
+
+class RuleDraft(_Out):
+    rule: str = Field(description="The rule, as a short checkable statement.")
+    quote: str = Field(description="The words of the text this rule rests on, verbatim.")
+
+
 class ExampleCall(_Out):
     tool: str
     arguments_json: str = Field(description="Realistic arguments, as a JSON object string.")
@@ -64,7 +84,7 @@ class ExampleCall(_Out):
 class WorkflowDraft(_Out):
     name: str
     description: str
-    steps: list[str]
+    steps: list[StepDraft]
     graph: str = Field(description="Execution graph, e.g. (login)->(search)->(add_to_cart, pay).")
     constraints: list[str] = Field(
         description="Dependencies, uniqueness/limits and conditionals the workflow must respect."
@@ -74,8 +94,8 @@ class WorkflowDraft(_Out):
 
 class ExtractOutput(_Out):
     workflows: list[WorkflowDraft]
-    tools: list[ToolDraft]
-    rules: list[str] = Field(description="Domain rules stated or implied by the text.")
+    tools: list[ExtractedTool]
+    rules: list[RuleDraft] = Field(description="Domain rules stated or implied by the text.")
 
 
 # ---- implement ----------------------------------------------------------------------------
@@ -143,6 +163,7 @@ class JudgeOutput(_Out):
     r1_tool_call_hallucination: RubricVerdict
     r2_capability_hallucination: RubricVerdict
     r3_context_hallucination: RubricVerdict
+    r4_policy_and_consent: RubricVerdict
 
 
 # ---- records ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
@@ -38,7 +39,9 @@ from gem_graph.sandbox import (
     InvalidDatabase,
     Sandbox,
     SandboxError,
+    SandboxInfrastructureError,
     SandboxUnavailable,
+    retry_infrastructure,
 )
 from gem_graph.settings import Settings
 
@@ -106,7 +109,9 @@ async def verify_trajectory(
     database = DatabaseSpec(schema_sql=environment.schema_sql, seed=environment.seed, rows=rows)
     calls = _executable_calls(messages, tools)
     replays = await _all_or_nothing(
-        _replay(sandbox, environment.tools_py, database, now, calls, salt)
+        retry_infrastructure(
+            functools.partial(_replay, sandbox, environment.tools_py, database, now, calls, salt)
+        )
         for salt in range(2 if check_determinism else 1)
     )
     first = replays[0]
@@ -151,6 +156,7 @@ def dialogue_context(
     return replace(
         base,
         read_only_tools=frozenset(manifest.read_only_tools),
+        confirm_before=frozenset(manifest.confirm_before),
         policy=manifest.policy,
         tool_sources=environment.tools_py,
     )
@@ -171,7 +177,9 @@ async def verify_records(
         window: deque[asyncio.Task[dict[str, Any]]] = deque()
         try:
             for record in records:
-                window.append(asyncio.create_task(_verify_record(environment, record, sandbox)))
+                window.append(
+                    asyncio.create_task(_verify_record(environment, record, sandbox, settings))
+                )
                 if len(window) >= RECORD_WINDOW:
                     yield await window.popleft()
             while window:
@@ -210,7 +218,9 @@ def read_records(lines: Iterable[str | bytes]) -> Iterator[Any]:
             yield UnreadableLine(number, str(exc))
 
 
-async def _verify_record(environment: Environment, record: Any, sandbox: Sandbox) -> dict[str, Any]:
+async def _verify_record(
+    environment: Environment, record: Any, sandbox: Sandbox, settings: Settings | None = None
+) -> dict[str, Any]:
     """Exactly one verdict for one record, whatever it holds.
 
     A line that is unreadable, not an object, without `messages` or with an unusable `id`
@@ -241,11 +251,13 @@ async def _verify_record(environment: Environment, record: Any, sandbox: Sandbox
         problems.append(problem("invalid_record", "record has no messages", "record"))
         return _summary(record_id, problems)
     try:
+        scenario = record.get("scenario")
         result = await verify_trajectory(
             environment=environment,
             messages=record["messages"],
-            scenario=record.get("scenario"),
+            scenario=scenario,
             sandbox=sandbox,
+            context=dialogue_context(environment, scenario, settings),
         )
         verification = result["verification"]
         claims = check_record_claims(
@@ -377,7 +389,7 @@ async def _replay(
     except InvalidDatabase as exc:
         replay.problems.append(problem("invalid_environment", str(exc), "scenario.rows"))
         return replay
-    except SandboxUnavailable:
+    except (SandboxUnavailable, SandboxInfrastructureError):
         raise
     except SandboxError as exc:
         replay.problems.append(problem("sandbox_violation", f"the episode could not start: {exc}"))
@@ -412,7 +424,7 @@ async def _replay(
                 return replay
         try:
             replay.final = await episode.state()
-        except SandboxUnavailable:
+        except (SandboxUnavailable, SandboxInfrastructureError):
             raise
         except SandboxError as exc:
             replay.problems.append(

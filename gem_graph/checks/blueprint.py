@@ -1,8 +1,11 @@
 """Checks on the extraction output: workflows, drafted tools and rules (`ExtractOutput`).
 
 Public API:
-- `check_blueprint(blueprint) -> list[ProblemDict]`, where `blueprint` is
-  `ExtractOutput.model_dump()` (tools as `ToolDraft` dicts with `parameters_json` text).
+- `check_blueprint(blueprint, text=None) -> list[ProblemDict]`, where `blueprint` is
+  `ExtractOutput.model_dump()` (tools as `ExtractedTool` dicts with `parameters_json` text)
+  and `text` the source text its quotes must come from.
+- `step_texts(workflow)`, `rule_texts(blueprint)`: the plain texts of steps and rules, which
+  are `{"step"|"rule", "quote"}` objects (plain strings in blueprints made before quotes).
 
 Rules and codes:
 - each drafted tool converts to a valid OpenAI tool with a unique name
@@ -12,7 +15,10 @@ Rules and codes:
   is stated; every tool is used: named by an example call, or mentioned in a workflow's
   graph, steps or description (`invalid_blueprint`);
 - every example call names a defined tool (`unknown_tool`) with `arguments_json` that is a
-  JSON object (`malformed_arguments`) valid against the tool's schema (`invalid_arguments`).
+  JSON object (`malformed_arguments`) valid against the tool's schema (`invalid_arguments`);
+- `confirm_before` is true or false, and true only on a tool that changes state
+  (`invalid_blueprint`);
+- every tool, step and rule quotes the text (`unsupported_by_source`, see `checks.source`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from gem_graph.checks.arguments import check_call
 from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.source import check_quotes
 from gem_graph.checks.tools import check_tool, convert_draft
 
 _CODE = "invalid_blueprint"
@@ -39,6 +46,23 @@ def _draft_where(where: str, index: int) -> str:
 
 def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _texts(value: Any, key: str) -> list[str]:
+    """Plain strings, or the `key` text of `{key, "quote"}` objects, in order."""
+    items = value if isinstance(value, list) else []
+    out = [item.get(key) if isinstance(item, dict) else item for item in items]
+    return [item for item in out if isinstance(item, str)]
+
+
+def step_texts(workflow: Any) -> list[str]:
+    """The step texts of a drafted workflow."""
+    return _texts(workflow.get("steps") if isinstance(workflow, dict) else None, "step")
+
+
+def rule_texts(blueprint: Any) -> list[str]:
+    """The rule texts of a drafted blueprint."""
+    return _texts(blueprint.get("rules") if isinstance(blueprint, dict) else None, "rule")
 
 
 def _check_drafts(
@@ -78,6 +102,7 @@ def _check_drafts(
                         f"{where}.read_only",
                     )
                 )
+            problems.extend(_check_confirm_before(draft, name, where))
         if tool is None:
             continue
         schema_ok = True
@@ -112,8 +137,23 @@ def _check_drafts(
     return usable, names, problems
 
 
-def check_blueprint(blueprint: Any) -> list[ProblemDict]:
-    """All problems of an extraction draft (never raises)."""
+def _check_confirm_before(draft: dict[str, Any], name: Any, where: str) -> list[ProblemDict]:
+    """`confirm_before` is a boolean (absent counts as false) and only marks write tools."""
+    confirm = draft.get("confirm_before", False)
+    if not isinstance(confirm, bool):
+        message = f"tool {name!r}: confirm_before must be true or false"
+        return [problem(_CODE, message, f"{where}.confirm_before")]
+    if confirm and draft.get("read_only") is True:
+        message = (
+            f"tool {name!r} is read-only, so it needs no agreement: set confirm_before "
+            "false, or read_only false if it does change state"
+        )
+        return [problem(_CODE, message, f"{where}.confirm_before")]
+    return []
+
+
+def check_blueprint(blueprint: Any, text: str | None = None) -> list[ProblemDict]:
+    """All problems of an extraction draft (never raises); `text` is the source document."""
     if not isinstance(blueprint, dict):
         return [
             problem(
@@ -137,7 +177,7 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
     workflows = [w for w in raw_workflows if isinstance(w, dict)]
     if not workflows:
         problems.append(problem(_CODE, "the blueprint has no workflow", "workflows"))
-    elif not any(len(_strings(w.get("steps"))) >= 2 for w in workflows):
+    elif not any(len(step_texts(w)) >= 2 for w in workflows):
         problems.append(
             problem(
                 _CODE,
@@ -155,7 +195,7 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
         for key in ("graph", "description"):
             if isinstance(workflow.get(key), str):
                 mentions.append(workflow[key])
-        mentions.extend(_strings(workflow.get("steps")))
+        mentions.extend(step_texts(workflow))
         calls = workflow.get("example_calls")
         for c_index, call in enumerate(calls if isinstance(calls, list) else []):
             where = f"workflows[{w_index}].example_calls[{c_index}]"
@@ -175,12 +215,12 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
                     continue  # the tool itself is broken; reported above
             problems.extend(check_call(tool, call.get("arguments_json"), usable, where))
 
-    text = "\n".join(mentions).casefold()
+    mentioned = "\n".join(mentions).casefold()
     for index, draft in enumerate(drafts):
         name = draft.get("name") if isinstance(draft, dict) else None
         if not isinstance(name, str) or not name or name in used:
             continue
-        if not re.search(r"(?<!\w)" + re.escape(name.casefold()) + r"(?!\w)", text):
+        if not re.search(r"(?<!\w)" + re.escape(name.casefold()) + r"(?!\w)", mentioned):
             problems.append(
                 problem(
                     _CODE,
@@ -192,7 +232,7 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
             )
 
     has_constraint = any(s.strip() for w in workflows for s in _strings(w.get("constraints")))
-    has_rule = any(s.strip() for s in _strings(blueprint.get("rules")))
+    has_rule = any(s.strip() for s in rule_texts(blueprint))
     if not (has_constraint or has_rule):
         problems.append(
             problem(
@@ -202,4 +242,5 @@ def check_blueprint(blueprint: Any) -> list[ProblemDict]:
                 "rules",
             )
         )
+    problems.extend(check_quotes(blueprint, text))
     return problems

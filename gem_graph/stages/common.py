@@ -27,6 +27,14 @@ def bullets(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items) if items else "(none stated)"
 
 
+def confirm_before_tools(state: dict[str, Any]) -> list[str]:
+    """The tools needing the user's agreement: the environment's list, else the blueprint's."""
+    environment = state.get("environment")
+    if environment:
+        return list(environment["manifest"].get("confirm_before") or [])
+    return list((state.get("blueprint") or {}).get("confirm_before") or [])
+
+
 @dataclass
 class StageContext:
     """What nodes need besides state: bound once by the graph factory (a closure)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.schemas import TrajectoryOutput
-from gem_graph.stages.common import StageContext, bullets, dump
+from gem_graph.stages.common import StageContext, bullets, confirm_before_tools, dump
 
 STAGE = "ground"
 _SEED_PREVIEW_CHARS = 6000
@@ -101,6 +101,7 @@ def dialogue_values(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
         "tools": dump(blueprint["tools"]),
         "rules": bullets(blueprint["rules"]),
         "environment": environment_text(state.get("environment")),
+        "confirm_before": ", ".join(confirm_before_tools(state)) or "(none)",
         "min_patterns": ctx.settings.pipeline.min_patterns,
     }
 

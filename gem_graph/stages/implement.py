@@ -96,6 +96,7 @@ def _assemble(
         "tools": blueprint["tools"],
         "policy": draft["policy"],
         "read_only_tools": blueprint["read_only_tools"],
+        "confirm_before": blueprint.get("confirm_before") or [],
     }
     try:
         return make_environment(manifest, draft["schema_sql"], seed, draft["tools_py"]), []

@@ -6,6 +6,7 @@ divergence goes back to the stage as feedback. Without it, only the rule checks 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gem_graph.checks.dialogue import check_dialogue
@@ -65,7 +66,10 @@ async def verify_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
         trajectory["messages"] = result["messages"]
         verification = result["verification"]
     else:
-        context = dialogue_context(None, trajectory["scenario"], ctx.settings)
+        context = replace(
+            dialogue_context(None, trajectory["scenario"], ctx.settings),
+            confirm_before=frozenset(state["blueprint"].get("confirm_before") or ()),
+        )
         problems += check_dialogue(trajectory["messages"], tools, context)
     if problems:
         # With execution, tool messages already hold the real outputs: the model sees them.

@@ -22,10 +22,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from gem_graph.checks.arguments import parse_arguments
-from gem_graph.checks.grounding import check_grounding
+from gem_graph.checks.dialogue import check_dialogue
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.checks.tools import check_tools
-from gem_graph.checks.trajectory import call_arguments, call_name, check_trajectory, iter_tool_calls
+from gem_graph.checks.trajectory import call_arguments, call_name, iter_tool_calls
 from gem_graph.dbstate import DatabaseBuildError, check_rows
 from gem_graph.environment import (
     Environment,
@@ -197,8 +197,10 @@ async def check_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]
         found, messages, verification = await _execute(env, target, ctx.sandbox())
         problems += found
     else:
-        problems += check_trajectory(messages, target["tools"])
-        problems += check_grounding(messages, target["tools"])
+        from gem_graph.verify import dialogue_context
+
+        context = dialogue_context(None, target["scenario"], ctx.settings)
+        problems += check_dialogue(messages, target["tools"], context)
     if problems or env is None:
         # With execution the tool messages now hold the real outputs: the model sees them.
         return _failed(state, ctx, problems, {**target, "messages": messages})

@@ -9,8 +9,10 @@ a model: the implement answer is the environment itself, the ground answer a gol
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from gem_graph.checks.source import MAX_QUOTE_CHARS, MIN_QUOTE_WORDS
 from gem_graph.environment import Environment, load_environment
 from gem_graph.resources import data_dir
 
@@ -26,6 +28,7 @@ JUDGE_OK: dict[str, Any] = {
     "r1_tool_call_hallucination": {"passed": True, "reason": "Every value comes from context."},
     "r2_capability_hallucination": {"passed": True, "reason": "Stays within the tools."},
     "r3_context_hallucination": {"passed": True, "reason": "Ids and facts stay consistent."},
+    "r4_policy_and_consent": {"passed": True, "reason": "Rules kept; writes were agreed."},
 }
 PATTERNS = ["clarification", "rule_awareness", "multi_hop"]
 RETAIL_TEXT = """Summit Outfitters help centre: cancelling or returning an order.
@@ -55,16 +58,39 @@ def dialogue_calls(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def extract_reply(env: Environment, record: dict[str, Any]) -> dict[str, Any]:
+def _sentences(text: str) -> list[str]:
+    """The sentences of a text, each at most `MAX_QUOTE_CHARS` long (cut at a word)."""
+    found = []
+    for piece in re.split(r"(?<=[.!?:])\s+|\n+", text):
+        piece = piece.strip()
+        if len(piece.split()) < MIN_QUOTE_WORDS:
+            continue
+        if len(piece) > MAX_QUOTE_CHARS:
+            piece = piece[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0]
+        found.append(piece)
+    return found or [" ".join(text.split()[:MIN_QUOTE_WORDS])]
+
+
+def quote_for(text: str, about: str) -> str:
+    """The sentence of `text` sharing the most words with `about`: a real, verbatim quote."""
+    words = set(re.findall(r"[a-z]{3,}", about.lower().replace("_", " ")))
+    sentences = _sentences(text)
+    return max(sentences, key=lambda s: len(words & set(re.findall(r"[a-z]{3,}", s.lower()))))
+
+
+def extract_reply(env: Environment, record: dict[str, Any], text: str) -> dict[str, Any]:
     """An extraction answer: the environment's tools as drafts, the dialogue's calls as
-    example calls, the policy's lines as rules."""
+    example calls, the policy's lines as rules, each quoting its closest sentence of `text`."""
     rules = [line.strip("- ").strip() for line in env.policy.splitlines() if line.strip()]
     return {
         "workflows": [
             {
                 "name": "main",
                 "description": "The procedure of the text.",
-                "steps": [f"use {name}" for name in env.manifest.tool_names],
+                "steps": [
+                    {"step": f"use {name}", "quote": quote_for(text, name)}
+                    for name in env.manifest.tool_names
+                ],
                 "graph": "->".join(f"({name})" for name in env.manifest.tool_names),
                 "constraints": rules[:4],
                 "example_calls": [
@@ -79,10 +105,12 @@ def extract_reply(env: Environment, record: dict[str, Any]) -> dict[str, Any]:
                 "description": t["function"]["description"],
                 "parameters_json": json.dumps(t["function"]["parameters"]),
                 "read_only": t["function"]["name"] in env.manifest.read_only_tools,
+                "confirm_before": t["function"]["name"] in env.manifest.confirm_before,
+                "quote": quote_for(text, f"{t['function']['name']} {t['function']['description']}"),
             }
             for t in env.tools
         ],
-        "rules": rules,
+        "rules": [{"rule": rule, "quote": quote_for(text, rule)} for rule in rules],
     }
 
 

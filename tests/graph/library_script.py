@@ -24,7 +24,9 @@ LIBRARY_TEXT = """How to renew a borrowed book online
 NEWS_TEXT = "The city council met on Tuesday and approved the new budget for parks."
 
 
-def _tool(name: str, description: str, props: dict[str, Any], read_only: bool) -> dict[str, Any]:
+def _tool(
+    name: str, description: str, props: dict[str, Any], read_only: bool, quote: str
+) -> dict[str, Any]:
     return {
         "name": name,
         "description": description,
@@ -37,7 +39,14 @@ def _tool(name: str, description: str, props: dict[str, Any], read_only: bool) -
             }
         ),
         "read_only": read_only,
+        "confirm_before": False,
+        "quote": quote,
     }
+
+
+SIGN_IN = "Sign in to the library portal with your library card number."
+MY_LOANS = 'Open "My loans" to see what you have borrowed and when each item is due.'
+RENEW = 'Pick the loan and press "Renew".'
 
 
 FILTER_OK = {
@@ -63,9 +72,9 @@ EXTRACT_OK = {
             "name": "renew_loan",
             "description": "Sign in, list loans, renew one.",
             "steps": [
-                "find the member by card number",
-                "list the member's loans",
-                "renew the chosen loan",
+                {"step": "find the member by card number", "quote": SIGN_IN},
+                {"step": "list the member's loans", "quote": MY_LOANS},
+                {"step": "renew the chosen loan", "quote": RENEW},
             ],
             "graph": "(find_member)->(list_loans)->(renew_loan)",
             "constraints": [
@@ -89,12 +98,14 @@ EXTRACT_OK = {
             "Look up a member by library card number.",
             {"card_number": {"type": "string", "description": "Library card number."}},
             True,
+            SIGN_IN,
         ),
         _tool(
             "list_loans",
             "List a member's current loans with due dates and renewals.",
             {"member_id": {"type": "string", "description": "Member id."}},
             True,
+            MY_LOANS,
         ),
         _tool(
             "renew_loan",
@@ -104,12 +115,19 @@ EXTRACT_OK = {
                 "loan_id": {"type": "string", "description": "Loan id."},
             },
             False,
+            RENEW,
         ),
     ],
     "rules": [
-        "A loan can be renewed at most twice.",
-        "A reserved book cannot be renewed.",
-        "Fines must be paid before renewing.",
+        {"rule": "A loan can be renewed at most twice.", "quote": "renewed at most twice"},
+        {
+            "rule": "A reserved book cannot be renewed.",
+            "quote": "not when another member has reserved the book",
+        },
+        {
+            "rule": "Fines must be paid before renewing.",
+            "quote": "Fines for late items must be paid first.",
+        },
     ],
 }
 
@@ -189,6 +207,7 @@ JUDGE_OK = {
     "r1_tool_call_hallucination": {"passed": True, "reason": "All values come from context."},
     "r2_capability_hallucination": {"passed": True, "reason": "Uses the tools as defined."},
     "r3_context_hallucination": {"passed": True, "reason": "Ids and dates stay consistent."},
+    "r4_policy_and_consent": {"passed": True, "reason": "Rules kept; the renewal was agreed."},
 }
 
 

@@ -69,7 +69,7 @@ async def test_a_procedural_text_becomes_a_record_in_the_documented_format():
     }
     assert record["scenario"] == {"now": "2025-01-08T10:00:00+00:00", "rows": {}}
     assert record["judge"]["passed"] is True
-    assert set(record["judge"]["rubrics"]) == {"R1", "R2", "R3"}
+    assert set(record["judge"]["rubrics"]) == {"R1", "R2", "R3", "R4"}
     assert record["stats"]["tool_calls"] == 3
     assert record["stats"]["distinct_tools"] == 3
     assert record["stats"]["refined"] is True
@@ -77,7 +77,12 @@ async def test_a_procedural_text_becomes_a_record_in_the_documented_format():
     for stage in ("filter", "extract", "ground", "refine", "judge"):
         assert record["usage"][stage]["calls"] == 1
         assert record["usage"][stage]["input_tokens"] > 0
-    assert record["provenance"]["prompts"]["ground"] == "ground@1"
+    assert record["provenance"]["prompts"]["ground"] == "ground@2"
+    spans = record["provenance"]["spans"]
+    start, end = spans["tools"]["renew_loan"]
+    assert LIBRARY_TEXT[start:end] == 'Pick the loan and press "Renew".'
+    assert spans["steps"][0]["step"] == "find the member by card number"
+    assert all(r["span"] for r in spans["rules"])
     json.dumps(record)  # JSON-native
     assert len(model.calls) == 5
 
@@ -110,6 +115,12 @@ def _bad_tool_schema() -> dict[str, Any]:
 def _unknown_example_tool() -> dict[str, Any]:
     bad = copy.deepcopy(EXTRACT_OK)
     bad["workflows"][0]["example_calls"][0]["tool"] = "lookup_member"
+    return bad
+
+
+def _made_up_quote() -> dict[str, Any]:
+    bad = copy.deepcopy(EXTRACT_OK)
+    bad["tools"][2]["quote"] = "Loans can be renewed by phone at any branch."
     return bad
 
 
@@ -161,6 +172,7 @@ FAILING_FIRST_ATTEMPTS = [
     pytest.param("extract", _bad_tool_schema(), "invalid_tool_schema", id="tool-schema"),
     pytest.param("extract", _unknown_example_tool(), "unknown_tool", id="blueprint-unknown-tool"),
     pytest.param("extract", '{"workflows": [', "invalid_output", id="extract-truncated"),
+    pytest.param("extract", _made_up_quote(), "unsupported_by_source", id="made-up-quote"),
     pytest.param("ground", _with_messages(_user_after_tool), "turn_order", id="turn-order"),
     pytest.param("ground", _with_messages(_wrong_type), "invalid_arguments", id="arg-type"),
     pytest.param(
@@ -218,6 +230,56 @@ async def test_exhausted_attempts_give_a_reject_with_stage_and_problems():
     )
     assert len(model.calls_for("ground")) == settings().attempts.ground
     assert reject["usage"]["ground"]["calls"] == settings().attempts.ground
+
+
+async def test_a_made_up_quote_is_sent_back_and_the_real_one_passes():
+    table = good_table()
+    table[("extract", "lib")] = [_made_up_quote(), EXTRACT_OK]
+    out, model = await run(table)
+    assert out["rejects"] == [] and len(out["records"]) == 1
+    first, second = model.calls_for("extract", "lib")
+    assert "unsupported_by_source" not in first.prompt_text
+    assert "- [unsupported_by_source] tools[2].quote: tool 'renew_loan': the quote " in (
+        second.prompt_text
+    )
+    assert "Loans can be renewed by phone at any branch." in second.prompt_text
+
+
+def _consent_extract() -> dict[str, Any]:
+    marked = copy.deepcopy(EXTRACT_OK)
+    marked["tools"][2]["confirm_before"] = True
+    return marked
+
+
+def _renew_without_asking(messages):
+    del messages[6:8]  # the question and the user's yes
+
+
+async def test_a_confirm_before_tool_called_without_agreement_is_sent_back():
+    table = good_table()
+    table[("extract", "lib")] = _consent_extract()
+    table[("ground", "lib")] = [_with_messages(_renew_without_asking), GROUND_OK]
+    out, model = await run(table)
+    assert out["rejects"] == [], out["rejects"]
+    first, second = model.calls_for("ground", "lib")
+    assert "- [missing_confirmation] messages[6].tool_calls[0]: renew_loan" in second.prompt_text
+    assert "Tools that need the user's agreement before they are called:\nrenew_loan" in (
+        first.prompt_text
+    )
+    judge_prompt = model.calls_for("judge", "lib")[0].prompt_text
+    assert "- Consent for renew_loan:" in judge_prompt
+
+
+async def test_a_failed_r4_rejects_like_the_other_rubrics():
+    table = good_table()
+    table[("judge", "lib")] = {
+        **JUDGE_OK,
+        "r4_policy_and_consent": {"passed": False, "reason": "msg 8 renews without a yes"},
+    }
+    out, _ = await run(table)
+    [reject] = out["rejects"]
+    assert reject["stage"] == "judge" and reject["code"] == "judge_failed"
+    assert reject["reason"] == "R4: msg 8 renews without a yes"
 
 
 async def test_a_failed_judge_rubric_rejects_and_keeps_the_reason():
@@ -421,3 +483,19 @@ async def test_checks_routes_and_records_run_on_the_event_loop_thread(monkeypatc
         "route_after_check": {threading.get_ident()},
         "build_record": {threading.get_ident()},
     }
+
+
+def _misstated_due_date(messages):
+    messages[10]["content"] = "Done: The Hobbit is now due on 2025-01-31. That was its last renewal."
+
+
+async def test_a_misstated_value_gets_contradicts_output_feedback_and_the_retry_fixes_it():
+    table = good_table()
+    table[("ground", "lib")] = [_with_messages(_misstated_due_date), GROUND_OK]
+    out, model = await run(table)
+    assert out["rejects"] == [] and len(out["records"]) == 1
+    assert "2025-01-24" in out["records"][0]["messages"][10]["content"]
+    first, second = model.calls_for("ground", "lib")
+    assert "contradicts_output" not in first.prompt_text
+    assert "- [contradicts_output] messages[10]" in second.prompt_text
+    assert "2025-01-31" in second.prompt_text and "2025-01-24" in second.prompt_text

@@ -51,7 +51,7 @@ def as_draft(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def extract_reply() -> dict[str, Any]:
-    return reference_extract_reply(reference_environment("retail"), gold(0))
+    return reference_extract_reply(reference_environment("retail"), gold(0), TEXT)
 
 
 def implement_reply() -> dict[str, Any]:

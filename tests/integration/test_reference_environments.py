@@ -24,7 +24,7 @@ from gem_graph.settings import SandboxSettings
 from gem_graph.verify import verify_trajectory
 
 ENVIRONMENTS = data_dir("environments")
-NAMES = ("retail", "clinic")
+NAMES = ("retail", "clinic", "banking")
 
 
 def gold(name: str) -> list[dict]:

@@ -26,7 +26,9 @@ PROCEDURE = """How to renew a borrowed book online
 """
 
 
-def _tool(name: str, description: str, props: dict[str, Any], read_only: bool) -> dict[str, Any]:
+def _tool(
+    name: str, description: str, props: dict[str, Any], read_only: bool, quote: str
+) -> dict[str, Any]:
     schema = {
         "type": "object",
         "properties": {k: {"type": "string", "description": v} for k, v in props.items()},
@@ -38,7 +40,14 @@ def _tool(name: str, description: str, props: dict[str, Any], read_only: bool) -
         "description": description,
         "parameters_json": json.dumps(schema),
         "read_only": read_only,
+        "confirm_before": False,
+        "quote": quote,
     }
+
+
+SIGN_IN = "Sign in to the library portal with your library card number."
+MY_LOANS = 'Open "My loans" to see what you have borrowed'
+RENEW = 'Pick the loan and press "Renew".'
 
 
 def _call(call_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +76,11 @@ EXTRACT_OK = {
         {
             "name": "renew_loan",
             "description": "Sign in, list loans, renew one.",
-            "steps": ["find the member by card number", "list the loans", "renew the loan"],
+            "steps": [
+                {"step": "find the member by card number", "quote": SIGN_IN},
+                {"step": "list the loans", "quote": MY_LOANS},
+                {"step": "renew the loan", "quote": RENEW},
+            ],
             "graph": "(find_member)->(list_loans)->(renew_loan)",
             "constraints": ["find_member before list_loans", "at most two renewals per loan"],
             "example_calls": [
@@ -81,16 +94,29 @@ EXTRACT_OK = {
         }
     ],
     "tools": [
-        _tool("find_member", "Look up a member by card number.", {"card_number": "Card."}, True),
-        _tool("list_loans", "List a member's loans.", {"member_id": "Member id."}, True),
+        _tool(
+            "find_member",
+            "Look up a member by card number.",
+            {"card_number": "Card."},
+            True,
+            SIGN_IN,
+        ),
+        _tool("list_loans", "List a member's loans.", {"member_id": "Member id."}, True, MY_LOANS),
         _tool(
             "renew_loan",
             "Renew one loan; refused after two renewals or when reserved.",
             {"member_id": "Member id.", "loan_id": "Loan id."},
             False,
+            RENEW,
         ),
     ],
-    "rules": ["A loan can be renewed at most twice.", "A reserved book cannot be renewed."],
+    "rules": [
+        {"rule": "A loan can be renewed at most twice.", "quote": "renewed at most twice"},
+        {
+            "rule": "A reserved book cannot be renewed.",
+            "quote": "not when another member has reserved the book",
+        },
+    ],
 }
 GROUND_OK = {
     "messages": [

@@ -152,14 +152,30 @@ def make_retail_messages() -> list[dict[str, Any]]:
     ]
 
 
+RETAIL_SOURCE = """Cancelling an order
+Look up your orders with the email address on your account. Open an order to see its
+status, items and total. Pending orders can be cancelled; shipped orders cannot.
+Choose a reason and confirm: a cancellation is final and the order is refunded.
+"""
+"""The source text the retail blueprint quotes."""
+RETAIL_QUOTES = {
+    "find_orders": "Look up your orders with the email address on your account.",
+    "get_order": "Open an order to see its status, items and total.",
+    "cancel_order": "Choose a reason and confirm: a cancellation is final",
+}
+PENDING_ONLY = "Pending orders can be cancelled; shipped orders cannot."
+
+
 def make_retail_drafts() -> list[dict[str, Any]]:
-    """The retail tools as the extraction model drafts them (`ToolDraft` dicts)."""
+    """The retail tools as the extraction model drafts them (`ExtractedTool` dicts)."""
     return [
         {
             "name": tool["function"]["name"],
             "description": tool["function"]["description"],
             "parameters_json": json.dumps(tool["function"]["parameters"]),
             "read_only": tool["function"]["name"] != "cancel_order",
+            "confirm_before": tool["function"]["name"] == "cancel_order",
+            "quote": RETAIL_QUOTES[tool["function"]["name"]],
         }
         for tool in make_retail_tools()
     ]
@@ -173,9 +189,15 @@ def make_retail_blueprint() -> dict[str, Any]:
                 "name": "cancel_order",
                 "description": "Cancel a customer's pending order.",
                 "steps": [
-                    "Find the customer's orders by email.",
-                    "Check the order's status with get_order.",
-                    "Cancel it if it is still pending.",
+                    {
+                        "step": "Find the customer's orders by email.",
+                        "quote": RETAIL_QUOTES["find_orders"],
+                    },
+                    {
+                        "step": "Check the order's status with get_order.",
+                        "quote": RETAIL_QUOTES["get_order"],
+                    },
+                    {"step": "Cancel it if it is still pending.", "quote": PENDING_ONLY},
                 ],
                 "graph": "(find_orders)->(get_order)->(cancel_order)",
                 "constraints": ["Only pending orders can be cancelled."],
@@ -190,7 +212,12 @@ def make_retail_blueprint() -> dict[str, Any]:
             }
         ],
         "tools": make_retail_drafts(),
-        "rules": ["An order can be cancelled only while its status is pending."],
+        "rules": [
+            {
+                "rule": "An order can be cancelled only while its status is pending.",
+                "quote": PENDING_ONLY,
+            }
+        ],
     }
 
 
@@ -212,3 +239,8 @@ def retail_drafts() -> list[dict[str, Any]]:
 @pytest.fixture
 def retail_blueprint() -> dict[str, Any]:
     return make_retail_blueprint()
+
+
+@pytest.fixture
+def retail_source() -> str:
+    return RETAIL_SOURCE

@@ -17,6 +17,10 @@ def example(blueprint, index):
     return blueprint["workflows"][0]["example_calls"][index]
 
 
+def step(text):
+    return {"step": text, "quote": "Pending orders can be cancelled"}
+
+
 def test_valid_blueprint_passes(retail_blueprint):
     assert check_blueprint(retail_blueprint) == []
 
@@ -43,7 +47,7 @@ def test_needs_a_workflow(retail_blueprint):
 
 
 def test_needs_a_multi_step_workflow(retail_blueprint):
-    retail_blueprint["workflows"][0]["steps"] = ["Cancel the order with cancel_order."]
+    retail_blueprint["workflows"][0]["steps"] = [step("Cancel the order with cancel_order.")]
     problems = check_blueprint(retail_blueprint)
     assert codes(problems) == ["invalid_blueprint"]
     assert "2 or more steps" in problems[0]["message"]
@@ -60,6 +64,7 @@ def test_needs_a_read_tool(retail_blueprint):
 def test_needs_a_write_tool(retail_blueprint):
     for draft in retail_blueprint["tools"]:
         draft["read_only"] = True
+        draft["confirm_before"] = False
     problems = check_blueprint(retail_blueprint)
     assert codes(problems) == ["invalid_blueprint"]
     assert "changes state" in problems[0]["message"]
@@ -127,19 +132,21 @@ def test_every_tool_is_used(retail_blueprint):
             "description": "Change the shipping address of a pending order.",
             "parameters_json": '{"type": "object", "properties": {}}',
             "read_only": False,
+            "confirm_before": False,
+            "quote": "shipped orders cannot",
         }
     )
     problems = check_blueprint(retail_blueprint)
     assert codes(problems) == ["invalid_blueprint"]
     assert "update_address" in problems[0]["message"]
     assert problems[0]["where"] == "tools[3]"
-    retail_blueprint["workflows"][0]["steps"].append("Optionally call update_address.")
+    retail_blueprint["workflows"][0]["steps"].append(step("Optionally call update_address."))
     assert check_blueprint(retail_blueprint) == []
 
 
 def test_mention_in_graph_counts_as_use(retail_blueprint):
     retail_blueprint["workflows"][0]["example_calls"] = []
-    retail_blueprint["workflows"][0]["steps"] = ["Look up.", "Cancel."]
+    retail_blueprint["workflows"][0]["steps"] = [step("Look up."), step("Cancel.")]
     assert check_blueprint(retail_blueprint) == []
     retail_blueprint["workflows"][0]["graph"] = "(find_orders)->(cancel_order)"
     problems = check_blueprint(retail_blueprint)

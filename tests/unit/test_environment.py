@@ -10,9 +10,11 @@ import pytest
 from gem_graph.environment import (
     DatabaseBuildError,
     EnvironmentFormatError,
+    Manifest,
     build_database,
     database_bytes,
     load_environment,
+    make_environment,
     open_database_bytes,
     state_diff,
     state_hash,
@@ -191,3 +193,32 @@ def test_load_environment_names_a_missing_file(tmp_path: Path) -> None:
         load_environment(folder)
     with pytest.raises(EnvironmentFormatError, match="not an environment directory"):
         load_environment(tmp_path / "nowhere")
+
+
+def _manifest(**extra: object) -> dict:
+    tool = {"type": "function", "function": {"name": "", "parameters": {"type": "object"}}}
+    tools = [
+        {**tool, "function": {**tool["function"], "name": name}} for name in ("look", "cancel")
+    ]
+    return {"name": "tiny", "tools": tools, "read_only_tools": ["look"], **extra}
+
+
+def test_confirm_before_names_declared_write_tools() -> None:
+    assert Manifest.model_validate(_manifest(confirm_before=["cancel"])).confirm_before == [
+        "cancel"
+    ]
+    with pytest.raises(ValueError, match="undeclared tools"):
+        Manifest.model_validate(_manifest(confirm_before=["refund"]))
+    with pytest.raises(ValueError, match="read-only tools"):
+        Manifest.model_validate(_manifest(confirm_before=["look"]))
+
+
+def test_an_empty_confirm_before_keeps_the_manifest_and_its_hash_unchanged() -> None:
+    plain = make_environment(_manifest(), "CREATE TABLE t (a INTEGER);", {}, "")
+    empty = make_environment(_manifest(confirm_before=[]), "CREATE TABLE t (a INTEGER);", {}, "")
+    marked = make_environment(
+        _manifest(confirm_before=["cancel"]), "CREATE TABLE t (a INTEGER);", {}, ""
+    )
+    assert "confirm_before" not in plain.manifest.model_dump(mode="json")
+    assert empty.content_hash() == plain.content_hash() != marked.content_hash()
+    assert marked.manifest.model_dump(mode="json")["confirm_before"] == ["cancel"]

@@ -30,6 +30,7 @@ STAGES: dict[str, tuple[set[str], type[BaseModel]]] = {
             "workflows",
             "rules",
             "environment",
+            "confirm_before",
             "min_patterns",
             "output_schema",
             "feedback",
@@ -42,6 +43,7 @@ STAGES: dict[str, tuple[set[str], type[BaseModel]]] = {
             "tools",
             "rules",
             "environment",
+            "confirm_before",
             "trajectory",
             "scenario",
             "min_patterns",
@@ -51,7 +53,16 @@ STAGES: dict[str, tuple[set[str], type[BaseModel]]] = {
         TrajectoryOutput,
     ),
     "judge": (
-        {"tools", "rules", "trajectory", "rule_findings", "output_schema", "feedback"},
+        {
+            "tools",
+            "rules",
+            "policy",
+            "confirm_before",
+            "trajectory",
+            "rule_findings",
+            "output_schema",
+            "feedback",
+        },
         JudgeOutput,
     ),
 }
