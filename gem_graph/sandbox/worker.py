@@ -850,6 +850,7 @@ class Monitor:
         self.db: sqlite3.Connection | None = None
         self.initial: sqlite3.Connection | None = None
         self.tool_r = self.tool_w = -1
+        self.tool_pid = 0
         self.cursors: dict[int, sqlite3.Cursor] = {}
         self.cursor_ids = itertools.count(1)
         self.rng = random.Random(0)
@@ -966,7 +967,7 @@ class Monitor:
             out = {"status": "error", "error_type": type(exc).__name__, "error": str(exc),
                    "traceback": None, "stdout": out.get("stdout", ""), "result": None}  # fmt: skip
             db.rollback()
-        self._close_cursors()
+        self.cursors.clear()
         out["changes"] = db.total_changes - before if out["status"] == "ok" else 0
         return out
 
@@ -1121,9 +1122,6 @@ class Monitor:
             "lastrowid": cursor.lastrowid,
         }
 
-    def _close_cursors(self) -> None:
-        self.cursors.clear()
-
     def finish(self) -> None:
         """End of input: let the tool process exit and reap it, so its CPU time is counted.
 
@@ -1137,8 +1135,6 @@ class Monitor:
                 if os.waitpid(self.tool_pid, os.WNOHANG)[0]:
                     return
             time.sleep(0.002)
-
-    tool_pid = 0
 
 
 def _encode_cell(value: Any) -> Any:

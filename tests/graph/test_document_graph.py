@@ -486,7 +486,9 @@ async def test_checks_routes_and_records_run_on_the_event_loop_thread(monkeypatc
 
 
 def _misstated_due_date(messages):
-    messages[10]["content"] = "Done: The Hobbit is now due on 2025-01-31. That was its last renewal."
+    messages[10]["content"] = (
+        "Done: The Hobbit is now due on 2025-01-31. That was its last renewal."
+    )
 
 
 async def test_a_misstated_value_gets_contradicts_output_feedback_and_the_retry_fixes_it():
