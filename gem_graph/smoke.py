@@ -94,7 +94,7 @@ async def _replay(
                         where,
                     )
                 )
-        final = (await episode.state())["sha256"]
+        final = (await episode.state(diff=False))["sha256"]
     return results, final, problems, listing
 
 

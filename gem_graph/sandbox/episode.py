@@ -243,21 +243,26 @@ class Episode:
             changes=int(reply.get("changes") or 0) if status == "ok" else 0,
         )
 
-    async def state(self) -> EpisodeState:
-        """The database's content hash and row diff since the start, computed by the monitor."""
+    async def state(self, *, diff: bool = True) -> EpisodeState:
+        """The database's content hash and row diff since the start, computed by the monitor.
+
+        `diff=False` skips the diff (an empty one comes back) where only the hash is
+        compared, as in a determinism replay.
+        """
+        request = {"op": "state", "diff": diff}
         async with self._lock:
             try:
-                reply = await self._request({"op": "state"}, self._settings.max_reply_bytes + 4096)
+                reply = await self._request(request, self._settings.max_reply_bytes + 4096)
             except _Fatal as exc:
                 raise EpisodeClosed(f"no state: worker is dead ({exc.message})") from exc
-        sha, diff = reply.get("sha256"), reply.get("diff")
-        if reply.get("status") != "ok" or not isinstance(sha, str) or not isinstance(diff, dict):
+        sha, rows = reply.get("sha256"), reply.get("diff")
+        if reply.get("status") != "ok" or not isinstance(sha, str) or not isinstance(rows, dict):
             raise InvalidDatabase(
                 f"the state could not be read: {_opt_str(reply.get('error'), 500)}"
             )
         if len(sha) != 64:
             raise InvalidDatabase("the state hash is malformed")
-        return EpisodeState(sha256=sha, diff=diff)
+        return EpisodeState(sha256=sha, diff=rows)
 
     async def snapshot(self) -> bytes:
         """The current database bytes, opened defensively once (diagnostics and tests)."""

@@ -890,7 +890,7 @@ class Monitor:
         if op == "call":
             return self._call(request)
         if op == "state":
-            return self._state()
+            return self._state(with_diff=request.get("diff") is not False)
         if op == "snapshot":
             return self._snapshot()
         return {"status": "error", "error_type": "ProtocolError", "error": f"unknown op {op!r}"}
@@ -1003,13 +1003,13 @@ class Monitor:
                 out["error"] = str(message)[:4000]
         return out
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self, *, with_diff: bool) -> dict[str, Any]:
         assert self.db is not None and self.initial is not None
         st = self.dbstate
         self.db.set_authorizer(None)
         try:
-            return {"status": "ok", "sha256": st.state_hash(self.db),
-                    "diff": st.state_diff(self.initial, self.db)}  # fmt: skip
+            diff = st.state_diff(self.initial, self.db) if with_diff else {}
+            return {"status": "ok", "sha256": st.state_hash(self.db), "diff": diff}
         except MemoryError:
             return {"status": "memory", "error": "out of memory hashing the state"}
         except sqlite3.Error as exc:
