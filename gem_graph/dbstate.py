@@ -209,39 +209,44 @@ def table_digest(dump: TableDump) -> dict[str, Any]:
     return {"columns": dump.columns, "rows": [[row[c] for c in dump.columns] for row in ordered]}
 
 
-def state_hash(conn: sqlite3.Connection) -> str:
+def dump_all(conn: sqlite3.Connection) -> dict[str, TableDump]:
+    """Every user table's rows, read once for both the hash and the diff."""
+    return {name: dump_table(conn, name) for name in user_tables(conn)}
+
+
+def state_hash(conn: sqlite3.Connection, dumps: dict[str, TableDump] | None = None) -> str:
     """sha256 of the schema and every row, independent of page layout and insertion order.
 
     Rows sort by primary key; tables without a declared key sort by their full content,
-    because their rowids only reflect insertion order.
+    because their rowids only reflect insertion order. `dumps`: `dump_all(conn)`, if read.
     """
     schema = conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master "
         "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
     ).fetchall()
-    tables = {name: table_digest(dump_table(conn, name)) for name in user_tables(conn)}
+    dumps = dump_all(conn) if dumps is None else dumps
+    tables = {name: table_digest(dump) for name, dump in dumps.items()}
     payload = {"schema": [list(entry) for entry in schema], "tables": tables}
     return hashlib.sha256(canonical_json(payload).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def state_diff(
-    before: sqlite3.Connection, after: sqlite3.Connection, tables: list[str] | None = None
+    before: sqlite3.Connection,
+    after: sqlite3.Connection,
+    after_dumps: dict[str, TableDump] | None = None,
 ) -> dict[str, Any]:
     """Row-level changes per table, keyed by primary key (rowid when a table has none).
 
     `{table: {"inserted": [row], "updated": [{"key", "before", "after"}], "deleted": [row]}}`;
     `before`/`after` of an update hold only the changed columns. Unchanged tables are
-    omitted; tables and rows come in a fixed order. `tables` limits the work to those
-    tables (the ones known to have been written).
+    omitted; tables and rows come in a fixed order. `after_dumps`: `dump_all(after)`, if read.
     """
-    names = sorted(set(user_tables(before)) | set(user_tables(after)))
-    if tables is not None:
-        names = [name for name in names if name in set(tables)]
-    before_names, after_names = set(user_tables(before)), set(user_tables(after))
+    old_dumps = dump_all(before)
+    new_dumps = dump_all(after) if after_dumps is None else after_dumps
     diff: dict[str, Any] = {}
-    for name in names:
-        old = dump_table(before, name) if name in before_names else None
-        new = dump_table(after, name) if name in after_names else None
+    for name in sorted(set(old_dumps) | set(new_dumps)):
+        old = old_dumps.get(name)
+        new = new_dumps.get(name)
         old_rows = old.rows if old else {}
         new_rows = new.rows if new else {}
         reference = new or old

@@ -1008,8 +1008,9 @@ class Monitor:
         st = self.dbstate
         self.db.set_authorizer(None)
         try:
-            diff = st.state_diff(self.initial, self.db) if with_diff else {}
-            return {"status": "ok", "sha256": st.state_hash(self.db), "diff": diff}
+            dumps = st.dump_all(self.db)
+            diff = st.state_diff(self.initial, self.db, dumps) if with_diff else {}
+            return {"status": "ok", "sha256": st.state_hash(self.db, dumps), "diff": diff}
         except MemoryError:
             return {"status": "memory", "error": "out of memory hashing the state"}
         except sqlite3.Error as exc:
