@@ -14,7 +14,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,9 +318,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def open_bytes(
-    data: bytes, *, max_bytes: int, check: Callable[[sqlite3.Connection], None] | None = None
-) -> sqlite3.Connection:
+def open_bytes(data: bytes, *, max_bytes: int) -> sqlite3.Connection:
     """Open serialised database bytes defensively in a private in-memory connection."""
     if len(data) > max_bytes:
         raise DatabaseBuildError(f"database of {len(data)} bytes exceeds the cap of {max_bytes}")
@@ -335,11 +333,10 @@ def open_bytes(
         verdict = conn.execute("PRAGMA quick_check").fetchall()
         if verdict != [("ok",)]:
             raise DatabaseBuildError(f"database failed its integrity check: {verdict[:5]!r}")
-        if check is not None:
-            check(conn)
-    except (sqlite3.Error, DatabaseBuildError) as exc:
+    except DatabaseBuildError:
         conn.close()
-        if isinstance(exc, DatabaseBuildError):
-            raise
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
         raise DatabaseBuildError(f"not a valid SQLite database: {exc}") from None
     return conn
