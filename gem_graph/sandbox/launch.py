@@ -14,6 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "worker.py")
 RUNTIME = os.path.join(os.path.dirname(HERE), "runtime.py")
 DBSTATE = os.path.join(os.path.dirname(HERE), "dbstate.py")
+STRICTJSON = os.path.join(os.path.dirname(HERE), "strictjson.py")
 MINIMAL_ENV = {"LC_ALL": "C.UTF-8", "PATH": "/nonexistent", "PYTHONHASHSEED": "0"}
 """The worker's whole environment: never the caller's os.environ (it holds API keys).
 
@@ -104,6 +105,7 @@ def worker_config(
         "read_files": read_files(),
         "runtime_path": RUNTIME,
         "dbstate_path": DBSTATE,
+        "strictjson_path": STRICTJSON,
         "call_timeout_s": settings.call_timeout_s,
         "build_timeout_s": settings.build_timeout_s,
         "limits": {
@@ -123,7 +125,7 @@ def worker_argv(mode: str, config: dict[str, Any], bwrap: str | None) -> list[st
     cmd = [python_executable(), *INTERPRETER_FLAGS, WORKER, mode, json.dumps(config)]
     if bwrap is None:
         return cmd
-    extra = [HERE, RUNTIME, DBSTATE, *config["read_dirs"], *config["read_files"]]
+    extra = [HERE, RUNTIME, DBSTATE, STRICTJSON, *config["read_dirs"], *config["read_files"]]
     if config.get("seccomp_dir"):
         extra.append(os.path.join(config["seccomp_dir"], "pyseccomp.py"))
     return [*bwrap_argv(bwrap, extra), *cmd]

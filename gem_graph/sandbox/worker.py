@@ -308,39 +308,6 @@ def _send(fd: int, obj: Any) -> None:
     _write_frame(fd, _dumps(obj).encode())
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _strict_loads(text: bytes | str) -> Any:
-    """Parse untrusted JSON: no duplicate keys, no NaN/Infinity, no lone surrogates."""
-    value = _loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
-    _check_unicode(value)
-    return value
-
-
-def _check_unicode(value: Any) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            item.encode("utf-8")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
 def _safe_text(value: Any, limit: int = 4000) -> str:
     """Diagnostic text (errors, tracebacks, stdout) as valid Unicode, bounded."""
     text = value if isinstance(value, str) else repr(value)
@@ -988,19 +955,24 @@ class Monitor:
         }  # fmt: skip
         if status == "ok":
             try:
-                out["result"] = _strict_loads(str(reply.get("result_json")))
+                strict = sys.modules["_gg_strictjson"]
+                out["result"] = strict.loads(
+                    str(reply.get("result_json")),
+                    max_bytes=self.config["max_reply_bytes"],
+                    max_depth=_PLAIN_DEPTH + 2,  # deep enough for anything _plain accepts
+                )
             except (ValueError, RecursionError, UnicodeError) as exc:
                 error = f"return value is not JSON: {_safe_text(str(exc), 300)}"
                 out.update(status="error", error_type="TypeError", error=error)
         elif status == "tool_error":
-            message = reply.get("error")
+            message = str(reply.get("error"))
             try:
-                _check_unicode(message)
+                message.encode("utf-8")  # lone surrogates are not text
             except UnicodeError:
                 out.update(status="error", error_type="UnicodeError",
                            error="the ToolError message is not valid Unicode")  # fmt: skip
             else:
-                out["error"] = str(message)[:4000]
+                out["error"] = message[:4000]
         return out
 
     def _state(self, *, with_diff: bool) -> dict[str, Any]:
@@ -1370,6 +1342,7 @@ def main() -> None:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
     _load_file_module("_gg_dbstate", config["dbstate_path"])
+    _load_file_module("_gg_strictjson", config["strictjson_path"])
     datetime.datetime = _ShiftedDateTime  # type: ignore[misc]
     _install_runtime(config["runtime_path"])
     if mode == "zygote":
