@@ -206,17 +206,15 @@ class Sandbox:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        for attempt in range(1, INFRASTRUCTURE_ATTEMPTS + 1):
-            try:
-                handle = await self._acquire()
-                self._live.discard(handle)
-                episode = Episode(handle, self.settings, dict(handle.isolation))
-                await episode._init(tools_source, database, now, seed, salt)
-                return episode
-            except SandboxInfrastructureError:
-                if attempt == INFRASTRUCTURE_ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")
+
+        async def open_once() -> Episode:
+            handle = await self._acquire()
+            self._live.discard(handle)
+            episode = Episode(handle, self.settings, dict(handle.isolation))
+            await episode._init(tools_source, database, now, seed, salt)
+            return episode
+
+        return await retry_infrastructure(open_once)
 
     async def aclose(self) -> None:
         """Kill pre-started workers and the fork server; leaves no process behind."""
