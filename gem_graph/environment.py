@@ -9,6 +9,7 @@ two databases into a row-level diff or one database into a stable content hash.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -163,6 +164,12 @@ class Environment:
     @property
     def policy(self) -> str:
         return self.manifest.policy
+
+    @functools.cached_property
+    def database_key(self) -> str:
+        """sha256 of the schema and seed: episodes with equal keys share one built template."""
+        payload = {"schema_sql": self.schema_sql, "seed": self.seed}
+        return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
     def content_hash(self) -> str:
         """sha256 over a canonical serialisation of all four parts (not of file bytes)."""

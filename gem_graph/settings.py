@@ -72,6 +72,9 @@ class SandboxSettings(_Strict):
     fork_server: bool = True
     """Fork episode workers from a locked-down zygote (fast); False starts a fresh `python -I -S`
     per episode (slower, no shared parent between episodes)."""
+    templates: int = Field(default=32, ge=0)
+    """Built databases kept as fork-server templates (with `fork_server`): episodes on the
+    same schema and seed fork from one instead of building their own. 0 turns them off."""
 
 
 class PipelineSettings(_Strict):

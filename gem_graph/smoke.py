@@ -40,7 +40,11 @@ async def _replay(
     problems: list[ProblemDict] = []
     results: list[dict[str, Any]] = []
     read_only = set(env.manifest.read_only_tools)
-    database: DatabaseSpec = {"schema_sql": env.schema_sql, "seed": env.seed}
+    database: DatabaseSpec = {
+        "schema_sql": env.schema_sql,
+        "seed": env.seed,
+        "key": env.database_key,
+    }
     try:
         episode = await sandbox.open_episode(env.tools_py, database, salt=0 if inspect else 1)
     except InvalidDatabase as exc:

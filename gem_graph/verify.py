@@ -31,6 +31,7 @@ from gem_graph.checks.trajectory import (
     find_response,
     iter_tool_calls,
 )
+from gem_graph.dbstate import STATE_HASH_VERSION
 from gem_graph.environment import Environment, environment_ref, load_environment
 from gem_graph.sandbox import (
     FATAL,
@@ -87,8 +88,8 @@ async def verify_trajectory(
     """Check, replay and compare one dialogue; returns a JSON-native verification result.
 
     `{"ok", "problems", "messages" (tool outputs replaced by the real ones),
-    "verification": {"calls", "state_diff", "final_state_sha256", "deterministic",
-    "isolation"}}`. `final_state_sha256` is None when the replay could not finish;
+    "verification": {"calls", "state_diff", "final_state_sha256", "state_hash_version",
+    "deterministic", "isolation"}}`. `final_state_sha256` is None when the replay could not finish;
     `deterministic` is None when `check_determinism` is False.
     """
     tools = environment.tools if tools is None else tools
@@ -106,7 +107,12 @@ async def verify_trajectory(
     problems.extend(scenario_problems)
     if scenario_problems:
         return _result(problems, out_messages, verification)
-    database = DatabaseSpec(schema_sql=environment.schema_sql, seed=environment.seed, rows=rows)
+    database = DatabaseSpec(
+        schema_sql=environment.schema_sql,
+        seed=environment.seed,
+        rows=rows,
+        key=environment.database_key,
+    )
     calls = _executable_calls(messages, tools)
     replays = await _all_or_nothing(
         retry_infrastructure(
@@ -130,6 +136,7 @@ async def verify_trajectory(
     if first.final is not None:
         verification["state_diff"] = first.final["diff"]
         verification["final_state_sha256"] = first.final["sha256"]
+        verification["state_hash_version"] = STATE_HASH_VERSION
     if not check_determinism:
         verification["deterministic"] = None
     elif not first.problems:

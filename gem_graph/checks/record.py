@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.dbstate import STATE_HASH_VERSION
 
 
 def check_record_claims(
@@ -66,14 +67,17 @@ def check_record_claims(
             "final_state_sha256" in verification
             and verification["final_state_sha256"] != final_state_sha256
         ):
-            problems.append(
-                problem(
-                    "state_mismatch",
-                    f"the recorded final state {_brief(verification['final_state_sha256'])} "
-                    f"is not the replay's {final_state_sha256}",
-                    "verification.final_state_sha256",
-                )
+            message = (
+                f"the recorded final state {_brief(verification['final_state_sha256'])} "
+                f"is not the replay's {final_state_sha256}"
             )
+            version = verification.get("state_hash_version", 1)
+            if version != STATE_HASH_VERSION:
+                message += (
+                    f" (the record was hashed with state hash format {_brief(version)}; this "
+                    f"version writes format {STATE_HASH_VERSION}: re-verify it to restamp)"
+                )
+            problems.append(problem("state_mismatch", message, "verification.final_state_sha256"))
         if "state_diff" in verification and _canonical(verification["state_diff"]) != _canonical(
             state_diff
         ):

@@ -53,11 +53,16 @@ class CallResult(TypedDict):
 
 
 class DatabaseSpec(TypedDict, total=False):
-    """An episode's database, built inside the sandbox: DDL, seed rows, scenario rows."""
+    """An episode's database, built inside the sandbox: DDL, seed rows, scenario rows.
+
+    `key` names the (schema_sql, seed) pair for the template cache, so a caller that
+    already knows it spares the sandbox hashing the seed on every episode.
+    """
 
     schema_sql: str
     seed: dict[str, Any]
     rows: dict[str, Any] | None
+    key: str
 
 
 class EpisodeState(TypedDict):
@@ -160,9 +165,11 @@ class Episode:
     ) -> None:
         if isinstance(database, bytes | bytearray):
             spec: dict[str, Any] = {"bytes": base64.b64encode(bytes(database)).decode()}
-        else:
-            spec = {"schema_sql": database.get("schema_sql", ""),
+        elif "schema_sql" in database:
+            spec = {"schema_sql": database["schema_sql"],
                     "seed": database.get("seed") or {}, "rows": database.get("rows")}  # fmt: skip
+        else:  # the worker was forked from a template holding the schema and seed
+            spec = {"rows": database.get("rows")}
         request = {"op": "init", "source": source, "database": spec, "now": now, "seed": seed,
                    "salt": salt}  # fmt: skip
         async with self._lock:

@@ -13,7 +13,8 @@ from gem_graph.settings import SandboxSettings
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "worker.py")
 RUNTIME = os.path.join(os.path.dirname(HERE), "runtime.py")
-DBSTATE = os.path.join(os.path.dirname(HERE), "dbstate.py")
+DBSTATE = os.path.join(os.path.dirname(HERE), "dbstate")
+"""A package: the worker loads its `__init__.py` by path, bwrap mounts the directory."""
 STRICTJSON = os.path.join(os.path.dirname(HERE), "strictjson.py")
 MINIMAL_ENV = {"LC_ALL": "C.UTF-8", "PATH": "/nonexistent", "PYTHONHASHSEED": "0"}
 """The worker's whole environment: never the caller's os.environ (it holds API keys).
@@ -104,7 +105,7 @@ def worker_config(
         "read_dirs": read_dirs(),
         "read_files": read_files(),
         "runtime_path": RUNTIME,
-        "dbstate_path": DBSTATE,
+        "dbstate_path": os.path.join(DBSTATE, "__init__.py"),
         "strictjson_path": STRICTJSON,
         "call_timeout_s": settings.call_timeout_s,
         "build_timeout_s": settings.build_timeout_s,

@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 from gem_graph.sandbox.episode import DatabaseSpec, Episode
 from gem_graph.sandbox.errors import SandboxInfrastructureError, SandboxUnavailable
+from gem_graph.sandbox.forkserver import ForkServer, Zygote
 from gem_graph.sandbox.launch import worker_config
 from gem_graph.sandbox.probe import probe, seccomp_binding_dir
-from gem_graph.sandbox.process import FreshWorker, WorkerHandle, Zygote
+from gem_graph.sandbox.process import FreshWorker, WorkerHandle
+from gem_graph.sandbox.templates import TemplateCache
 from gem_graph.settings import SandboxSettings
 
 INFRASTRUCTURE_ATTEMPTS = 3
@@ -57,6 +59,7 @@ class Sandbox:
         self.settings = settings or SandboxSettings()
         self._break = tuple(_break)  # tests only: simulate a missing layer (fail closed)
         self._zygote: Zygote | None = None
+        self._templates = TemplateCache(self.settings.templates, self.settings.build_timeout_s + 2)
         self._ready: collections.deque[asyncio.Task[WorkerHandle]] = collections.deque()
         self._live: set[WorkerHandle] = set()
         self._cwd: str | None = None
@@ -64,6 +67,8 @@ class Sandbox:
         self._bwrap: str | None = None
         self._start_lock: asyncio.Lock | None = None
         self._closed = False
+        self._prestarting = not (self.settings.fork_server and self.settings.templates > 0)
+        """With templates, episodes fork from them; pre-start only once one does not."""
 
     # ------------------------------------------------------------------ tier and start-up
 
@@ -116,7 +121,8 @@ class Sandbox:
                     raise SandboxInfrastructureError(f"restarting the fork server: {exc}") from exc
                 self._check_isolation(zygote.isolation)
                 self._zygote = zygote
-        self._top_up()
+        if self._prestarting:
+            self._top_up()
 
     def _check_isolation(self, isolation: dict[str, Any]) -> None:
         """Fail closed when the worker reports fewer layers than the tier requires."""
@@ -135,10 +141,13 @@ class Sandbox:
         if missing:
             raise SandboxUnavailable(f"tier {tier!r} not applied: missing {', '.join(missing)}")
 
-    async def _launch(self) -> WorkerHandle:
+    async def _launch(self, server: ForkServer | None = None) -> WorkerHandle:
+        """A started, checked worker: from `server` (a template), the zygote, or fresh."""
         assert self._config is not None and self._cwd is not None
         handle: WorkerHandle
-        if self.settings.fork_server:
+        if server is not None:
+            handle = await server.spawn()
+        elif self.settings.fork_server:
             if self._zygote is None or not self._zygote.alive:
                 raise SandboxInfrastructureError("the fork server is not running")
             handle = await self._zygote.spawn()
@@ -162,6 +171,8 @@ class Sandbox:
             self._ready.append(task)
 
     async def _acquire(self) -> WorkerHandle:
+        """A worker for an episode that brings its own database (bytes, or no templates)."""
+        self._prestarting = True  # from now on keep workers ready for the next such episode
         await self.start()  # (re)starts a fork server that is not running
         while self._ready:
             task = self._ready.popleft()
@@ -180,7 +191,8 @@ class Sandbox:
     @property
     def reaped_cpu_s(self) -> float:
         """CPU seconds spent by the fork server's episodes that have ended (for benchmarks)."""
-        return self._zygote.reaped_cpu_s if self._zygote is not None else 0.0
+        zygote = self._zygote.reaped_cpu_s if self._zygote is not None else 0.0
+        return zygote + self._templates.reaped_cpu_s
 
     async def open_episode(
         self,
@@ -193,8 +205,9 @@ class Sandbox:
     ) -> Episode:
         """A fresh, locked-down episode holding its database and `tools_source` (not yet run).
 
-        `database` is serialised SQLite bytes, or a `DatabaseSpec` the monitor builds inside
-        the sandbox (untrusted DDL never runs in this process). `salt` varies what a tool
+        `database` is serialised SQLite bytes, or a `DatabaseSpec` built inside the sandbox
+        (untrusted DDL never runs in this process): with the fork server, once per schema
+        and seed in a template that every such episode forks from. `salt` varies what a tool
         must not depend on (wall clock, global random state, memory layout) between
         replays. Raises `InvalidDatabase` when the database cannot be built or opened, and
         `SandboxInfrastructureError` when no worker could be had after retries.
@@ -207,11 +220,26 @@ class Sandbox:
                 stacklevel=2,
             )
 
+        templated = (
+            not isinstance(database, bytes | bytearray)
+            and self.settings.fork_server
+            and self.settings.templates > 0
+        )
+
         async def open_once() -> Episode:
-            handle = await self._acquire()
+            spec = database
+            if templated:
+                assert isinstance(database, dict)
+                await self.start()
+                assert self._zygote is not None
+                template = await self._templates.get(self._zygote, database)
+                handle = await self._launch(template)
+                spec = DatabaseSpec(rows=database.get("rows"))
+            else:
+                handle = await self._acquire()
             self._live.discard(handle)
             episode = Episode(handle, self.settings, dict(handle.isolation))
-            await episode._init(tools_source, database, now, seed, salt)
+            await episode._init(tools_source, spec, now, seed, salt)
             return episode
 
         return await retry_infrastructure(open_once)
@@ -219,6 +247,7 @@ class Sandbox:
     async def aclose(self) -> None:
         """Kill pre-started workers and the fork server; leaves no process behind."""
         self._closed = True
+        await self._templates.aclose()
         while self._ready:
             task = self._ready.popleft()
             task.cancel()

@@ -1,30 +1,27 @@
-"""Handles on worker processes: a fresh `python -I -S` worker, or a child of the zygote.
+"""Handles on worker processes: a fresh `python -I -S` worker, or a child of a fork server.
 
 Both expose the same surface to an episode: framed pipe I/O, a hard kill, and a
-description of how the process ended. The zygote client lives here too.
+description of how the process ended. The fork servers' clients live in `forkserver`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import signal
-import socket
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gem_graph.sandbox.errors import SandboxInfrastructureError, SandboxUnavailable
 from gem_graph.sandbox.launch import MINIMAL_ENV, worker_argv
 
+if TYPE_CHECKING:
+    from gem_graph.sandbox.forkserver import ForkServer
+
 HEADER = struct.Struct(">I")
 READY_TIMEOUT_S = 10.0
-MAX_SPAWNS_IN_FLIGHT = 8
-"""Spawn requests the fork server may be working on at once. Each reply carries three
-descriptors, and descriptors in flight count against the sender's open-file limit, so
-the bound keeps the fork server's replies deliverable however busy the client is."""
 EXIT_NOTICE_TIMEOUT_S = 2.0
 
 
@@ -168,8 +165,8 @@ class FreshWorker(WorkerHandle):
 class ForkedWorker(WorkerHandle):
     """A child forked by the zygote; killed through its pidfd (no pid-reuse race)."""
 
-    def __init__(self, zygote: Zygote, key: str, pid: int, pidfd: int) -> None:
-        self.zygote = zygote
+    def __init__(self, server: ForkServer, key: str, pid: int, pidfd: int) -> None:
+        self.server = server
         self.key = key
         self.nspid = pid
         self.pidfd = pidfd
@@ -194,7 +191,7 @@ class ForkedWorker(WorkerHandle):
             return None, None
 
     def infrastructure_lost(self) -> bool:
-        return not self.zygote.alive
+        return not self.server.alive
 
 
 def _pid_from_pidfd(pidfd: int) -> int | None:
@@ -207,156 +204,3 @@ def _pid_from_pidfd(pidfd: int) -> int | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-class Zygote:
-    """Client of the fork server: starts it, asks for children, routes exit notices."""
-
-    def __init__(self, config: dict[str, Any], bwrap: str | None, cwd: str) -> None:
-        self.config = config
-        self.bwrap = bwrap
-        self.cwd = cwd
-        self.proc: asyncio.subprocess.Process | None = None
-        self.sock: socket.socket | None = None
-        self.isolation: dict[str, Any] = {}
-        self.alive = False
-        self._ready: asyncio.Future[dict[str, Any]] | None = None
-        self._spawns: dict[str, asyncio.Future[ForkedWorker]] = {}
-        self._children: dict[str, ForkedWorker] = {}
-        self._keys = itertools.count(1)
-        self._in_flight = asyncio.Semaphore(MAX_SPAWNS_IN_FLIGHT)
-        self.reaped_cpu_s = 0.0
-        """CPU seconds of the episodes that have ended (each with its tool process)."""
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            config = dict(self.config, ctl_fd=child.fileno(), spawns_in_flight=MAX_SPAWNS_IN_FLIGHT)
-            self.proc = await asyncio.create_subprocess_exec(
-                *worker_argv("zygote", config, self.bwrap),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                env=dict(MINIMAL_ENV),
-                cwd=self.cwd,
-                close_fds=True,
-                pass_fds=(child.fileno(),),
-                start_new_session=True,
-            )
-        finally:
-            child.close()
-        parent.setblocking(False)
-        self.sock = parent
-        self._ready = loop.create_future()
-        loop.add_reader(parent.fileno(), self._on_readable)
-        try:
-            first = await asyncio.wait_for(asyncio.shield(self._ready), READY_TIMEOUT_S)
-        except TimeoutError:
-            first = {"unavailable": "the fork server did not start in time"}
-        if not first.get("ready"):
-            await self.close()
-            raise SandboxUnavailable(str(first.get("unavailable") or "fork server failed"))
-        self.isolation = dict(first.get("isolation") or {})
-        self.alive = True
-
-    def _on_readable(self) -> None:
-        assert self.sock is not None
-        while True:
-            try:
-                msg, fds, _flags, _addr = socket.recv_fds(
-                    self.sock, 65536, 4, socket.MSG_CMSG_CLOEXEC
-                )
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                msg, fds = b"", []
-            if not msg:
-                for fd in fds:
-                    os.close(fd)
-                self._on_zygote_gone()
-                return
-            self._dispatch(json.loads(msg), fds)
-
-    def _dispatch(self, msg: dict[str, Any], fds: list[int]) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(msg)
-            return
-        if "spawn_failed" in msg:
-            fut = self._spawns.pop(str(msg["spawn_failed"]), None)
-            if fut is not None and not fut.done():
-                reason = f"the fork server could not spawn: {str(msg.get('error') or '')[:300]}"
-                fut.set_exception(SandboxInfrastructureError(reason))
-        elif "spawned" in msg:
-            fut = self._spawns.pop(str(msg["spawned"]), None)
-            if fut is None or fut.done() or len(fds) != 3:
-                for fd in fds:
-                    os.close(fd)
-                return
-            handle = ForkedWorker(self, str(msg["spawned"]), int(msg["pid"]), fds[0])
-            self._children[handle.key] = handle
-            fut.set_result(handle)
-            self._attach(handle, fds[2], fds[1])
-        elif "orphan_cpu" in msg:
-            self.reaped_cpu_s += float(msg["orphan_cpu"] or 0.0)
-        elif "exited" in msg:
-            self.reaped_cpu_s += float(msg.get("cpu") or 0.0)
-            gone = self._children.pop(str(msg["exited"]), None)
-            if gone is not None and not gone.exited.done():
-                gone.exited.set_result((int(msg["status"]), float(msg["cpu"])))
-
-    def _attach(self, handle: ForkedWorker, read_fd: int, write_fd: int) -> None:
-        async def connect() -> None:
-            handle.reader, handle.writer = await _pipe_streams(read_fd, write_fd)
-
-        handle.connected = asyncio.ensure_future(connect())  # type: ignore[attr-defined]
-
-    def _on_zygote_gone(self) -> None:
-        self.alive = False
-        if self.sock is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result({"unavailable": "the fork server exited during start-up"})
-        for fut in self._spawns.values():
-            if not fut.done():
-                fut.set_exception(SandboxInfrastructureError("the fork server exited"))
-        self._spawns.clear()
-        for handle in self._children.values():
-            if not handle.exited.done():
-                handle.exited.set_result((None, None))
-        self._children.clear()
-
-    async def spawn(self) -> ForkedWorker:
-        """One new episode process; `SandboxInfrastructureError` when the server fails."""
-        async with self._in_flight:
-            if not self.alive or self.sock is None:
-                raise SandboxInfrastructureError("the fork server is not running")
-            loop = asyncio.get_running_loop()
-            key = str(next(self._keys))
-            fut: asyncio.Future[ForkedWorker] = loop.create_future()
-            self._spawns[key] = fut
-            try:
-                await loop.sock_sendall(self.sock, json.dumps({"spawn": key}).encode())
-                handle = await asyncio.wait_for(fut, READY_TIMEOUT_S)
-            except (OSError, TimeoutError) as exc:
-                self._spawns.pop(key, None)
-                raise SandboxInfrastructureError(
-                    f"the fork server did not answer a spawn ({type(exc).__name__})"
-                ) from exc
-        await handle.connected  # type: ignore[attr-defined]
-        return handle
-
-    async def close(self) -> None:
-        """Kill the zygote's whole process group (its children die with it)."""
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.proc.wait(), 5)
-        if self.sock is not None:
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
-        self._on_zygote_gone()

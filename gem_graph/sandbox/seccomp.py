@@ -18,7 +18,10 @@ Denied calls fail with EPERM (ENOSYS for clone3 and unknown syscalls).
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import os
+import struct
 from types import ModuleType
 from typing import Any
 
@@ -120,3 +123,69 @@ def tool_filter(sc: ModuleType) -> Any:
     for option in (PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_PTRACER):
         _deny(flt, sc, eperm, "prctl", sc.Arg(0, sc.EQ, option))
     return flt
+
+
+PID_PLACEHOLDER = 0x5A5A5A5A
+"""Stands for the episode's pid in a compiled child filter (above any Linux pid_max)."""
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+_INSTRUCTION = struct.Struct("=HBBI")
+
+
+class CompiledFilter:
+    """A filter exported to BPF once, so each episode loads it with one prctl.
+
+    libseccomp spends milliseconds generating a program; a forked episode would pay that
+    twice (monitor and tool process). `PID_PLACEHOLDER` constants are patched at load.
+    """
+
+    def __init__(self, flt: Any) -> None:
+        read, write = os.pipe()
+        try:
+            flt.export_bpf(_Descriptor(write))
+            os.close(write)
+            write = -1
+            chunks = []
+            while chunk := os.read(read, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(read)
+            if write >= 0:
+                os.close(write)
+        self.program = b"".join(chunks)
+        if not self.program or len(self.program) % _INSTRUCTION.size:
+            raise OSError("libseccomp exported no usable BPF program")
+        self.holes = [
+            offset
+            for offset in range(0, len(self.program), _INSTRUCTION.size)
+            if _INSTRUCTION.unpack_from(self.program, offset)[3] == PID_PLACEHOLDER
+        ]
+
+    def load(self, pid: int | None = None) -> None:
+        """Install the filter on this process (no_new_privs must already be set)."""
+        program = bytearray(self.program)
+        for offset in self.holes:
+            if pid is None:
+                raise ValueError("this filter needs the pid it is loaded for")
+            code, jt, jf, _ = _INSTRUCTION.unpack_from(program, offset)
+            _INSTRUCTION.pack_into(program, offset, code, jt, jf, pid)
+        buffer = (ctypes.c_char * len(program)).from_buffer(program)
+        fprog = _SockFprog(len(program) // _INSTRUCTION.size, ctypes.addressof(buffer))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"loading a seccomp filter failed: {os.strerror(err)}")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _Descriptor:
+    """What `export_bpf` writes to: anything with a `fileno()`."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd

@@ -67,6 +67,7 @@ _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 _HEADER = struct.Struct(">I")
 _FETCH_BATCH = 256
 _MAX_TOOL_FRAME = 32 * 2**20
+TEMPLATE_CPU_FACTOR = 10
 _libc = ctypes.CDLL(None, use_errno=True)
 _dumps = json.dumps
 _loads = json.loads
@@ -80,8 +81,10 @@ class _ProtocolViolation(Exception):
     """The tool child sent something that is not a well-formed frame."""
 
 
-def _load_file_module(name: str, path: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
+def _load_file_module(name: str, path: str, *, package: bool = False) -> types.ModuleType:
+    """Load a module (or, with `package`, a package's `__init__.py`) from its path."""
+    search = [os.path.dirname(path)] if package else None
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -192,6 +195,8 @@ class Lockdown:
         }
         self.seccomp_module: types.ModuleType | None = None
         self.seccomp_rules: types.ModuleType | None = None
+        self.child_filter: Any = None
+        self.tool_filter: Any = None
         self.landlock: types.ModuleType | None = None
 
     def prepare(self) -> None:
@@ -201,6 +206,10 @@ class Lockdown:
             directory = None if "seccomp" in broken else self.config.get("seccomp_dir")
             self.seccomp_module = _import_seccomp_binding(directory)
             self.seccomp_rules = _load_file_module("_gg_seccomp", os.path.join(HERE, "seccomp.py"))
+            sc, rules = self.seccomp_module, self.seccomp_rules
+            # Compiled once here; every forked monitor and tool process loads them as is.
+            self.child_filter = rules.CompiledFilter(rules.child_filter(sc, rules.PID_PLACEHOLDER))
+            self.tool_filter = rules.CompiledFilter(rules.tool_filter(sc))
         if self.config["landlock"]:
             self.landlock = _load_file_module("_gg_landlock", os.path.join(HERE, "landlock.py"))
             if "landlock" in broken:
@@ -260,17 +269,28 @@ class Lockdown:
         if self.landlock is not None and self.isolation["landlock"]:
             self.landlock.scope_self(self.isolation["landlock"])
 
+    def apply_template(self, limits: dict[str, int], parent: int) -> None:
+        """In a forked template: a memory cap for its database and the scope layer.
+
+        Its CPU cap is a multiple of an episode's: it builds once, then only forks.
+        """
+        _set_death_signal(parent)
+        cpu = limits["cpu"] * TEMPLATE_CPU_FACTOR
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        _set_limit(resource.RLIMIT_AS, limits["as_bytes"])
+        if self.landlock is not None and self.isolation["landlock"]:
+            self.landlock.scope_self(self.isolation["landlock"])
+
     def seal_monitor(self) -> None:
         """The monitor, once its tool child exists: no more processes, no signals out."""
-        if self.seccomp_module is not None and self.seccomp_rules is not None:
-            self.seccomp_rules.child_filter(self.seccomp_module, os.getpid()).load()
+        if self.child_filter is not None:
+            self.child_filter.load(os.getpid())
 
     def seal_tool(self) -> None:
         """The tool child: the episode filter plus no threads, no new session, no prctl."""
-        if self.seccomp_module is not None and self.seccomp_rules is not None:
-            sc, rules = self.seccomp_module, self.seccomp_rules
-            rules.child_filter(sc, os.getpid()).load()
-            rules.tool_filter(sc).load()
+        if self.child_filter is not None and self.tool_filter is not None:
+            self.child_filter.load(os.getpid())
+            self.tool_filter.load()
 
 
 # --------------------------------------------------------------------------- framing
@@ -810,12 +830,15 @@ _CALL_STATUSES = frozenset({"ok", "tool_error", "error", "memory", "output_limit
 class Monitor:
     """Trusted half of an episode: owns the database, serves the tool child, writes verdicts."""
 
-    def __init__(self, config: dict[str, Any], isolation: dict[str, Any], dbstate: Any) -> None:
+    def __init__(
+        self, config: dict[str, Any], isolation: dict[str, Any], dbstate: Any, tracked: Any = None
+    ) -> None:
         self.config = config
         self.isolation = isolation
         self.dbstate = dbstate
+        self.tracked = tracked
+        """A `TrackedDatabase`: inherited from a template, or built by `init`."""
         self.db: sqlite3.Connection | None = None
-        self.initial: sqlite3.Connection | None = None
         self.tool_r = self.tool_w = -1
         self.tool_pid = 0
         self.cursors: dict[int, sqlite3.Cursor] = {}
@@ -864,24 +887,23 @@ class Monitor:
 
     def _init(self, request: dict[str, Any]) -> dict[str, Any]:
         st = self.dbstate
-        max_db = self.config["max_db_bytes"]
+        database = request["database"]
         try:
-            database = request["database"]
-            if "bytes" in database:
-                db = st.open_bytes(base64.b64decode(database["bytes"]), max_bytes=max_db)
-            else:
-                db = st.build_database(
-                    database["schema_sql"], database["seed"], database.get("rows"),
-                    deadline_s=self.config["build_timeout_s"], max_bytes=max_db,
-                )  # fmt: skip
+            if self.tracked is None:
+                self.tracked = prepare_database(self.config, st, database)
+            db = self.tracked.db
+            st.set_deadline(db, self.config["build_timeout_s"])
+            try:
+                self.tracked.rebase(database.get("rows"))
+            finally:
+                st.set_deadline(db, None)
         except st.DatabaseBuildError as exc:
             return {"status": "invalid_database", "error": _safe_text(str(exc))}
         except MemoryError:
             return {"status": "invalid_database", "error": "out of memory building the database"}
+        except sqlite3.Error as exc:
+            return {"status": "invalid_database", "error": _safe_text(f"scenario rows: {exc}")}
         db.isolation_level = ""
-        self.initial = sqlite3.connect(":memory:", check_same_thread=False)
-        self.initial.deserialize(db.serialize())
-        self.initial.text_factory = db.text_factory
         db.set_authorizer(self._authorize)
         salt = int(request.get("salt") or 0)
         self.rng = random.Random(salt * 7919 + 1)
@@ -898,8 +920,15 @@ class Monitor:
         size = max(1, min(int(n) if isinstance(n, int) else 1, 1 << 20))
         return self.rng.randbytes(size)
 
-    def _authorize(self, action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+    def _authorize(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None
+    ) -> int:
         if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH) or action in _DDL:
+            return sqlite3.SQLITE_DENY
+        # The change tracking is ours: tool SQL may neither see it nor feed it.
+        ours = (trigger or "").startswith(self.dbstate.TRIGGER_PREFIX)
+        note = action == sqlite3.SQLITE_FUNCTION and arg2 == self.dbstate.NOTE_FUNCTION
+        if not ours and (db == "temp" or note):
             return sqlite3.SQLITE_DENY
         if action == sqlite3.SQLITE_PRAGMA:
             name = (arg1 or "").lower()
@@ -976,13 +1005,11 @@ class Monitor:
         return out
 
     def _state(self, *, with_diff: bool) -> dict[str, Any]:
-        assert self.db is not None and self.initial is not None
-        st = self.dbstate
+        assert self.db is not None and self.tracked is not None
         self.db.set_authorizer(None)
         try:
-            dumps = st.dump_all(self.db)
-            diff = st.state_diff(self.initial, self.db, dumps) if with_diff else {}
-            return {"status": "ok", "sha256": st.state_hash(self.db, dumps), "diff": diff}
+            sha256, diff = self.tracked.state(diff=with_diff)
+            return {"status": "ok", "sha256": sha256, "diff": diff}
         except MemoryError:
             return {"status": "memory", "error": "out of memory hashing the state"}
         except sqlite3.Error as exc:
@@ -1135,6 +1162,25 @@ def _decode_param(value: Any) -> Any:
     return value
 
 
+def prepare_database(config: dict[str, Any], st: Any, database: dict[str, Any]) -> Any:
+    """The episode's `TrackedDatabase`, built from a spec or opened from bytes, under limits."""
+    max_db = config["max_db_bytes"]
+    if "bytes" in database:
+        db = st.open_bytes(base64.b64decode(database["bytes"]), max_bytes=max_db)
+    else:
+        db = st.build_database(
+            database["schema_sql"], database["seed"],
+            deadline_s=config["build_timeout_s"], max_bytes=max_db,
+        )  # fmt: skip
+    st.set_deadline(db, config["build_timeout_s"])
+    try:
+        return st.TrackedDatabase(db)
+    except sqlite3.Error as exc:
+        raise st.DatabaseBuildError(f"the database cannot be read: {exc}") from None
+    finally:
+        st.set_deadline(db, None)
+
+
 def _clean_listing(functions: Any) -> dict[str, Any]:
     if not isinstance(functions, dict):
         raise _ProtocolViolation("load reply without functions")
@@ -1185,7 +1231,9 @@ def _exit_text(status: int) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
-def serve_episode(config: dict[str, Any], lock: Lockdown, isolation: dict[str, Any]) -> None:
+def serve_episode(
+    config: dict[str, Any], lock: Lockdown, isolation: dict[str, Any], tracked: Any = None
+) -> None:
     """Fork the tool child, seal the monitor, serve the client on fd 0/1; never returns."""
     dbstate = sys.modules["_gg_dbstate"]
     to_tool_r, to_tool_w = os.pipe2(os.O_CLOEXEC)
@@ -1207,7 +1255,7 @@ def serve_episode(config: dict[str, Any], lock: Lockdown, isolation: dict[str, A
         os._exit(0)
     os.close(to_tool_r)
     os.close(from_tool_w)
-    monitor = Monitor(config, isolation, dbstate)
+    monitor = Monitor(config, isolation, dbstate, tracked)
     monitor.tool_r, monitor.tool_w, monitor.tool_pid = from_tool_r, to_tool_w, pid
     try:
         lock.seal_monitor()
@@ -1249,9 +1297,10 @@ def run_zygote(config: dict[str, Any]) -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         lock.prepare()
-        # Room for its own descriptors plus three per spawn reply still in flight.
+        # Room for its own descriptors plus six per spawn still in flight (a template's
+        # socket, two pipes and a pidfd while forking, three in each reply).
         in_flight = int(config.get("spawns_in_flight") or 8)
-        nofile = max(64, config["limits"]["nofile"]) + 4 * in_flight
+        nofile = max(64, config["limits"]["nofile"]) + 6 * in_flight
         zygote_limits = dict(config["limits"], cpu=0, nofile=nofile)
         lock.apply_process(zygote_limits, os.getppid())
         lock.apply_confinement()
@@ -1259,16 +1308,54 @@ def run_zygote(config: dict[str, Any]) -> None:
         _fail_closed(report, str(exc))
     except Exception as exc:
         _fail_closed(report, f"lockdown failed: {type(exc).__name__}: {exc}")
-    # Tool processes whose monitor was killed are re-parented here and reaped below, so
-    # none is left as a zombie under an init that does not reap.
-    _libc.prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0)
     report({"ready": True, "isolation": lock.isolation, "pid": os.getpid()})
+    me = os.getpid()
 
+    def fork_child(request: dict[str, Any], fds: list[int]) -> tuple[int, list[int]]:
+        if request.get("template"):
+            if len(fds) != 1:
+                raise OSError("a template spawn comes with exactly one socket")
+            return _fork_with_pipes(
+                lambda r, w: _template_main(config, lock, ctl, devnull, r, w, fds[0], me)
+            )
+        return _fork_with_pipes(
+            lambda r, w: _episode_main(config, lock, ctl, devnull, r, w, me, None)
+        )
+
+    _serve_forks(ctl, report, fork_child)
+
+
+def _fork_with_pipes(child: Any) -> tuple[int, list[int]]:
+    """Fork `child(req_r, resp_w)`; returns its pid and our ends [req_w, resp_r]."""
+    req_r, req_w = os.pipe2(os.O_CLOEXEC)
+    resp_r, resp_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (req_r, req_w, resp_r, resp_w):
+            os.close(fd)
+        raise
+    if pid == 0:
+        child(req_r, resp_w)
+        os._exit(0)
+    os.close(req_r)
+    os.close(resp_w)
+    return pid, [req_w, resp_r]
+
+
+def _serve_forks(ctl: socket.socket, report: Any, fork_child: Any) -> None:
+    """A fork server's loop: one child per spawn request, exit and CPU reports; never returns.
+
+    Children that die are reported with their CPU time; processes re-parented here (tool
+    processes whose monitor was killed) are reaped too, so none is left as a zombie under
+    an init that does not reap.
+    """
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, str] = {}
-    me = os.getpid()
+    reported = 0.0
     while True:
         readable, _, _ = select.select([ctl.fileno(), wake_r], [], [])
         if wake_r in readable:
@@ -1283,37 +1370,95 @@ def run_zygote(config: dict[str, Any]) -> None:
                 break
             key = children.pop(pid, None)
             cpu = usage.ru_utime + usage.ru_stime
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            own_cpu = own.ru_utime + own.ru_stime
+            spent, reported = own_cpu - reported, own_cpu  # the server's own forking work
             if key is not None:
-                report({"exited": key, "status": status, "cpu": cpu})
+                report({"exited": key, "status": status, "cpu": cpu, "self_cpu": spent})
             else:  # an adopted tool process
-                report({"orphan_cpu": cpu})
+                report({"orphan_cpu": cpu, "self_cpu": spent})
         if ctl.fileno() in readable:
-            msg = ctl.recv(65536)
+            msg, given, _flags, _addr = socket.recv_fds(ctl, 65536, 1, socket.MSG_CMSG_CLOEXEC)
             if not msg:
                 os._exit(0)
             request = _loads(msg)
             key = str(request["spawn"])
-            req_r, req_w = os.pipe2(os.O_CLOEXEC)
-            resp_r, resp_w = os.pipe2(os.O_CLOEXEC)
-            pid = os.fork()
-            if pid == 0:
-                _episode_main(config, lock, ctl, devnull, req_r, resp_w, me)
+            try:
+                pid, fds = fork_child(request, given)
+            except OSError as exc:
+                report({"spawn_failed": key, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            finally:
+                for fd in given:
+                    os.close(fd)
             children[pid] = key
-            os.close(req_r)
-            os.close(resp_w)
-            fds = [req_w, resp_r]
             try:
                 fds.insert(0, os.pidfd_open(pid))
                 socket.send_fds(ctl, [_dumps({"spawned": key, "pid": pid}).encode()], fds)
-            except OSError as exc:  # the episode sees end of input on its pipe and exits
+            except OSError as exc:  # the child sees end of input on its pipe and exits
                 report({"spawn_failed": key, "error": f"{type(exc).__name__}: {exc}"})
             for fd in fds:
                 os.close(fd)
 
 
+def _template_main(
+    config: dict[str, Any], lock: Lockdown, ctl: socket.socket, devnull: int,
+    req_r: int, resp_w: int, own_ctl: int, zygote: int,
+) -> None:  # fmt: skip
+    """A template: build one database, then fork an episode per spawn; never returns.
+
+    Every episode forked here starts from the same pristine database and baseline digest
+    (copy-on-write), so a replay costs what it changes, not what the database holds.
+    """
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.dup2(req_r, 0)
+        os.dup2(resp_w, 1)
+        os.dup2(devnull, 2)
+        devnull = 2
+        ctl.detach()
+        os.dup2(own_ctl, 3, inheritable=False)
+        os.closerange(4, 65536)
+        server = socket.socket(fileno=3)
+        try:
+            lock.apply_template(dict(config["limits"]), zygote)
+        except Exception as exc:
+            _fail_closed(lambda obj: _send(1, obj),
+                         f"template lockdown failed: {type(exc).__name__}: {exc}")  # fmt: skip
+        _send(1, {"ready": True, "isolation": dict(lock.isolation, fork_server=True)})
+        request = _read_frame(0)
+        st = sys.modules["_gg_dbstate"]
+        try:
+            tracked = prepare_database(config, st, dict(request["database"]))
+        except st.DatabaseBuildError as exc:
+            _send(1, {"status": "invalid_database", "error": _safe_text(str(exc))})
+            os._exit(0)
+        except MemoryError:
+            _send(1, {"status": "invalid_database", "error": "out of memory building the database"})
+            os._exit(0)
+        _send(1, {"status": "ok"})
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        me = os.getpid()
+
+        def report(obj: Any) -> None:
+            server.send(_dumps(obj).encode())
+
+        def fork_child(_request: dict[str, Any], _fds: list[int]) -> tuple[int, list[int]]:
+            return _fork_with_pipes(
+                lambda r, w: _episode_main(config, lock, server, devnull, r, w, me, tracked)
+            )
+
+        _serve_forks(server, report, fork_child)
+    except BaseException:
+        pass
+    os._exit(0)
+
+
 def _episode_main(
     config: dict[str, Any], lock: Lockdown, ctl: socket.socket, devnull: int,
-    req_r: int, resp_w: int, zygote: int,
+    req_r: int, resp_w: int, parent: int, tracked: Any,
 ) -> None:  # fmt: skip
     """A forked episode process (the monitor): rewire fds, tighten, serve; never returns."""
     try:
@@ -1325,11 +1470,11 @@ def _episode_main(
         ctl.detach()
         os.closerange(3, 65536)
         try:
-            lock.apply_episode(dict(config["limits"]), zygote)
+            lock.apply_episode(dict(config["limits"]), parent)
         except Exception as exc:
             _fail_closed(lambda obj: _send(1, obj),
                          f"episode lockdown failed: {type(exc).__name__}: {exc}")  # fmt: skip
-        serve_episode(config, lock, dict(lock.isolation, fork_server=True))
+        serve_episode(config, lock, dict(lock.isolation, fork_server=True), tracked)
     except BaseException:
         pass
     os._exit(0)
@@ -1341,7 +1486,7 @@ def main() -> None:
         for name in PRELOAD:
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
-    _load_file_module("_gg_dbstate", config["dbstate_path"])
+    _load_file_module("_gg_dbstate", config["dbstate_path"], package=True)
     _load_file_module("_gg_strictjson", config["strictjson_path"])
     datetime.datetime = _ShiftedDateTime  # type: ignore[misc]
     _install_runtime(config["runtime_path"])

@@ -214,9 +214,9 @@ def test_a_graph_without_its_own_sandbox_cleans_up_when_the_event_loop_changes()
         out = asyncio.run(graph.ainvoke({"document": {"id": "shop", "text": TEXT}}))
         assert len(out["records"]) == 1
     time.sleep(0.3)
-    # Only the last loop's fork server and its pre-started episodes (monitor + tool) remain.
+    # Only the last loop's fork server and the template of the document's database remain.
     lingering = set(_sandbox_processes()) - before
-    assert len(lingering) <= 1 + 2 * settings().sandbox.prestart, lingering
+    assert len(lingering) <= 2, lingering
     for pid in lingering:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

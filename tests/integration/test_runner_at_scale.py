@@ -30,7 +30,7 @@ from langchain_core.messages import BaseMessage
 
 from gem_graph.runner import RunOptions, RunSummary, run_corpus
 from gem_graph.sandbox import probe
-from gem_graph.sandbox.process import Zygote
+from gem_graph.sandbox.forkserver import Zygote
 from gem_graph.settings import ModelSettings, PipelineSettings, SandboxSettings, Settings
 from gem_graph.store import RunStore
 from gem_graph.testing.reference_replies import (

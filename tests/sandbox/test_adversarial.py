@@ -30,6 +30,7 @@ from sandbox_helpers import (
 )
 
 from gem_graph.sandbox import (
+    DatabaseSpec,
     EpisodeClosed,
     Sandbox,
     SandboxError,
@@ -355,10 +356,18 @@ CASES = [
 ]
 
 
+SPEC: DatabaseSpec = {
+    "schema_sql": "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+    "seed": {"t": [{"id": i, "name": f"row{i}"} for i in range(3)]},
+}
+"""The attack's database: built in a template that the bystander episode forks from too."""
+
+
 async def run_case(sandbox: Sandbox, host: Host, source: str) -> tuple[dict[str, Any], Any]:
-    """Run `attack` in one episode while another episode holds its own database."""
-    other = await sandbox.open_episode(tool("return 1"), make_db(5))
-    episode = await sandbox.open_episode(source, make_db())
+    """Run `attack` in one episode while a bystander forked from the same template waits."""
+    other = await sandbox.open_episode(tool("return 1"), SPEC)
+    pristine = await other.state()
+    episode = await sandbox.open_episode(source, SPEC)
     try:
         loaded = await episode.load()
         assert loaded["ok"], loaded
@@ -373,7 +382,7 @@ async def run_case(sandbox: Sandbox, host: Host, source: str) -> tuple[dict[str,
                 db = await episode.snapshot()
             except SandboxError:
                 db = None
-        assert await other.snapshot() == make_db(5), "the other episode's database changed"
+        assert await other.state() == pristine, "the bystander's database changed"
         return dict(result), db
     finally:
         await episode.close()
