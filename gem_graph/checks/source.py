@@ -17,6 +17,7 @@ so that neither a fragment of a word nor the whole document passes as support.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -37,8 +38,12 @@ _PLAIN = str.maketrans(
 )
 
 
-def _normalised(text: str) -> tuple[str, list[int]]:
-    """`text` case-folded with whitespace runs collapsed, and each character's source index."""
+@functools.lru_cache(maxsize=256)
+def _normalised(text: str) -> tuple[str, tuple[int, ...]]:
+    """`text` case-folded with whitespace runs collapsed, and each character's source index.
+
+    Cached: one source text is searched for every quote of its blueprint.
+    """
     chars: list[str] = []
     origin: list[int] = []
     gap = False
@@ -53,7 +58,7 @@ def _normalised(text: str) -> tuple[str, list[int]]:
         for folded in char.translate(_PLAIN).casefold():
             chars.append(folded)
             origin.append(index)
-    return "".join(chars), origin
+    return "".join(chars), tuple(origin)
 
 
 def find_quote(text: str, quote: str) -> tuple[int, int] | None:

@@ -140,7 +140,7 @@ def insert_rows(conn: sqlite3.Connection, rows: dict[str, list[dict[str, Any]]],
         if table not in tables:
             raise DatabaseBuildError(f"{what}: unknown table {table!r}")
         start = 0
-        for columns, batch in itertools.groupby(table_rows, key=lambda row: tuple(row)):
+        for columns, batch in itertools.groupby(table_rows, key=_column_names):
             size = len(list(batch))
             chunk = table_rows[start : start + size]
             sql = _insert_sql(table, columns)
@@ -152,6 +152,10 @@ def insert_rows(conn: sqlite3.Connection, rows: dict[str, list[dict[str, Any]]],
                 _insert_one_by_one(conn, sql, columns, chunk, start, table, what)
             conn.execute("RELEASE gg_insert_rows")
             start += size
+
+
+def _column_names(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(row)
 
 
 def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
