@@ -1,6 +1,7 @@
 """Runner throughput against an OpenAI-compatible loopback server with a fixed latency per call.
 
     python benchmarks/throughput.py [--latency 0.2] [--repeat 3] [--memory-docs 300]
+        [--cpu-docs 30] [--rounds 3] [--cpu-latency 0.05] [--only throughput|cpu]
 
 The server runs in its own process (so its threads do not compete with the runner for the
 GIL) and answers every stage of a small procedure with scripted JSON after `--latency`
@@ -17,12 +18,26 @@ use the OpenAI SDK's aiohttp transport (`--http-client aiohttp`). `--repeat N` r
 row N times and reports the median ratio and its range: on a shared 2-core VM the same run
 varies by ±15%. Memory per 1,000 documents in flight is the RSS high-water mark of a forked
 child running `--memory-docs` documents all in flight at once.
+
+A second table (`--only cpu` prints it alone) gives, for execution off and on, the CPU per
+document of every process, this one (the client) plus the sandbox's fork server, templates
+and episodes, divided by the CPU of the same documents' bare `ChatOpenAI` calls replayed in
+the same run; targets: off ≤ 1.3×, on ≤ 2.0×. A warm-up run of `--cpu-docs` documents per
+mode records the requests its stages sent (at the loopback server, which for this table runs
+with `--cpu-latency`); each of `--rounds` rounds then runs the documents again through
+`run_corpus` (concurrency 8) and sends the recorded requests (messages and response_format,
+the same request bodies) through `ChatOpenAI.ainvoke` at the same concurrency. The ratio is
+taken within each round; the table shows its median and range, next to the client and
+sandbox shares. CPU is CPU time (`time.process_time()` here; the sandbox's processes from
+/proc, see `metered_sandboxes`), so the wall time of a shared machine does not enter it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -32,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -89,7 +105,11 @@ def respond(request: dict[str, Any]) -> Answer | Fault:
 
 
 def _serve(latency: float, pipe: Any) -> None:
-    """Server process: serve until told to stop, then report how many requests it answered."""
+    """Server process: serve until told to stop, then report how many requests it answered.
+
+    On "take" it sends the bodies of the requests received since the last "take" (and
+    forgets them).
+    """
     from gem_graph.testing import openai_server
 
     # One segment per reply: without this, Nagle + delayed ACK add ~40 ms to each call.
@@ -97,8 +117,37 @@ def _serve(latency: float, pipe: Any) -> None:
     with LoopbackOpenAIServer(respond, latency_s=latency) as server:
         server._server.socket.listen(4096)  # room for 1,000 connections at once
         pipe.send(server.base_url)
-        pipe.recv()
-        pipe.send(len(server.requests))
+        taken = 0
+        while pipe.recv() == "take":
+            received = server.requests[:]
+            del server.requests[: len(received)]
+            taken += len(received)
+            pipe.send([request["json"] for request in received])
+        pipe.send(taken + len(server.requests))
+
+
+class ModelServer:
+    """The loopback server (`_serve`) in a process of its own, driven over a pipe."""
+
+    def __init__(self, latency: float) -> None:
+        ctx = mp.get_context("fork")
+        self._pipe, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(latency, child), daemon=True)
+        self._process.start()
+        self.base_url: str = self._pipe.recv()
+
+    def take_requests(self) -> list[dict[str, Any]]:
+        """The request bodies received since the last call."""
+        self._pipe.send("take")
+        requests: list[dict[str, Any]] = self._pipe.recv()
+        return requests
+
+    def stop(self) -> int | None:
+        """Stop the server; returns how many requests it answered (None: no answer)."""
+        self._pipe.send("stop")
+        served: int | None = self._pipe.recv() if self._pipe.poll(10) else None
+        self._process.join(timeout=5)
+        return served
 
 
 def settings_for(base_url: str, *, execute: bool, http_client: HttpClient = "httpx") -> Settings:
@@ -273,31 +322,11 @@ async def measure(base_url: str, work: Path, plan: Plan, latency: float, repeat:
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per row; the table shows the median"
-    )
-    parser.add_argument(
-        "--docs-per-slot",
-        type=int,
-        default=10,
-        help="documents per unit of concurrency (half at concurrency 128 and with execution on)",
-    )
-    parser.add_argument(
-        "--memory-docs",
-        type=int,
-        default=300,
-        help="documents in flight for the memory measurement (0: skip)",
-    )
-    args = parser.parse_args()
-
+def throughput_tables(args: argparse.Namespace) -> None:
+    """Documents/s against the ideal bound, CPU and memory per document (the first table)."""
     ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(args.latency, child), daemon=True)
-    server.start()
-    base_url = parent.recv()
+    server = ModelServer(args.latency)
+    base_url = server.base_url
     work = Path(tempfile.mkdtemp(prefix="gem-bench-"))
     rows: list[Row] = []
     memory: float | None = None
@@ -335,9 +364,7 @@ def main() -> int:
         # All rows share one event loop: the OpenAI client pools connections per loop.
         rows = asyncio.run(measure(base_url, work, plan, args.latency, args.repeat))
     finally:
-        parent.send("stop")
-        total_requests = parent.recv() if parent.poll(10) else None
-        server.join(timeout=5)
+        total_requests = server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print()
@@ -385,6 +412,319 @@ def main() -> int:
         )
     if total_requests is not None:
         print(f"model requests served: {total_requests:,}")
+
+
+# ---- CPU per document against bare ChatOpenAI calls ------------------------------------------
+
+CPU_TARGETS: dict[bool, float] = {False: 1.3, True: 2.0}
+"""Highest CPU per document, as a multiple of the bare calls', by execution off/on."""
+CPU_CONCURRENCY = 8
+
+
+def children_cpu() -> float:
+    """CPU seconds of the children this process has reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+ProcessTable = dict[int, tuple[int, float]]
+
+
+def process_table() -> ProcessTable:
+    """pid → (parent pid, CPU seconds of the process plus the children it reaped), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: ProcessTable = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # from field 3 (state) on
+        # field 4 is the parent's pid; 14–17: utime, stime, cutime, cstime in clock ticks
+        table[int(name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    return table
+
+
+def child_pids(table: ProcessTable) -> set[int]:
+    """This process's children."""
+    me = os.getpid()
+    return {pid for pid, (parent, _) in table.items() if parent == me}
+
+
+def tree_cpu(table: ProcessTable, roots: set[int]) -> float:
+    """CPU seconds of the live processes `roots`, their live descendants, and every process
+    one of them reaped."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        total += table[pid][1]
+        todo.extend(children.get(pid, []))
+    return total
+
+
+@dataclass
+class SandboxCPU:
+    """CPU of the sandboxes that runs started, counted as each one closes."""
+
+    seconds: float = 0.0
+    """Every process of theirs."""
+    reported: float = 0.0
+    """What they reported themselves (`Sandbox.reaped_cpu_s`)."""
+    overhead: float = 0.0
+    """CPU this process spent counting (to take off the client's)."""
+
+
+@contextlib.contextmanager
+def metered_sandboxes() -> Iterator[SandboxCPU]:
+    """Make the sandboxes that `run_corpus` starts count their CPU just before they close.
+
+    `run_corpus` creates its own `Sandbox` (it takes none) from `gem_graph.sandbox` when it
+    runs, so a subclass put there is the one it starts. The sandbox's processes are mostly
+    not ours to reap: episodes are reaped by the database templates they fork from, and
+    templates by the fork server, which `aclose()` kills together with them, so
+    RUSAGE_CHILDREN after the run misses the templates and their episodes. And
+    `Sandbox.reaped_cpu_s` counts the episodes and the templates but not the fork server's
+    own start-up (it reports its CPU only when it reaps a child). So the sandbox, before it
+    shuts down, sums from /proc the CPU of every process it started that is still alive with
+    the children each one reaped (fork server → templates → episodes), and adds what this
+    process reaped meanwhile (workers started without the fork server).
+    """
+    import gem_graph.sandbox as package
+    from gem_graph.sandbox import Sandbox
+
+    meter = SandboxCPU()
+
+    class MeteredSandbox(Sandbox):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            started = time.process_time()
+            super().__init__(*args, **kwargs)
+            self._bench_before = child_pids(process_table()), children_cpu()
+            self._bench_counted = False
+            meter.overhead += time.process_time() - started
+
+        async def aclose(self) -> None:
+            if not self._bench_counted:
+                self._bench_counted = True
+                started = time.process_time()
+                table = process_table()
+                children, reaped = self._bench_before
+                live = child_pids(table) - children
+                meter.seconds += tree_cpu(table, live) + children_cpu() - reaped
+                meter.reported += self.reaped_cpu_s
+                meter.overhead += time.process_time() - started
+            await super().aclose()
+
+    package.Sandbox = MeteredSandbox  # type: ignore[misc]
+    try:
+        yield meter
+    finally:
+        package.Sandbox = Sandbox  # type: ignore[misc]
+
+
+async def replay_bare(base_url: str, requests: list[dict[str, Any]], concurrency: int) -> float:
+    """Send `requests` again as bare `ChatOpenAI` calls; returns this process's CPU seconds.
+
+    Each call sends the recorded messages and `response_format` (the same request body the
+    stage sent) through the project's `ChatOpenAI` and gets an `AIMessage` back; nothing
+    else (no graph, validation, parsing or store). `concurrency` calls are in flight, as in
+    a run with that many documents in flight.
+    """
+    gc.collect()  # not to charge an earlier run's garbage to this one
+    started = time.process_time()
+    llm = make_chat_model(settings_for(base_url, execute=False).model)
+    pending = iter(requests)
+
+    async def caller() -> None:
+        for request in pending:
+            response_format = request["response_format"]
+            await llm.ainvoke(request["messages"], extra_body={"response_format": response_format})
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    await aclose_chat_model(llm)
+    return time.process_time() - started
+
+
+@dataclass
+class CpuRow:
+    """The CPU table's line for execution off or on: every round, in ms per document."""
+
+    execute: bool
+    client: list[float] = field(default_factory=list)
+    sandbox: list[float] = field(default_factory=list)
+    reported: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+
+    @property
+    def total(self) -> list[float]:
+        return [c + s for c, s in zip(self.client, self.sandbox, strict=True)]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [t / b for t, b in zip(self.total, self.bare, strict=True)]
+
+
+async def measure_cpu(
+    server: ModelServer, work: Path, n: int, rounds: int, modes: list[bool]
+) -> list[CpuRow]:
+    """CPU per document of runs of `n` documents and of their calls replayed bare.
+
+    A warm-up run per mode records the requests the documents send; every round then runs
+    each mode again through `run_corpus` and replays the recorded requests bare, pipeline
+    first in even rounds and bare first in odd ones, so that a drift of the machine does
+    not always favour the same side.
+    """
+    corpus = write_corpus(work, n)
+    recorded: dict[bool, list[dict[str, Any]]] = {}
+    rows = {execute: CpuRow(execute) for execute in modes}
+
+    async def pipeline(execute: bool, run_dir: Path) -> tuple[float, SandboxCPU]:
+        gc.collect()
+        with metered_sandboxes() as sandbox:
+            started = time.process_time()
+            _, kept, processed = await one_run(
+                server.base_url, corpus, run_dir, concurrency=CPU_CONCURRENCY, execute=execute
+            )
+            client = time.process_time() - started - sandbox.overhead
+        if kept != n or processed != n:
+            raise RuntimeError(f"the run kept {kept} of {n} documents: its CPU is not comparable")
+        return client, sandbox
+
+    for execute in modes:
+        await pipeline(execute, work / f"cpu-warm-{execute}")
+        recorded[execute] = server.take_requests()
+        if len(recorded[execute]) != n * calls_per_document(execute):
+            raise RuntimeError(
+                f"{len(recorded[execute])} model calls for {n} documents, expected "
+                f"{calls_per_document(execute)} each"
+            )
+        await replay_bare(server.base_url, recorded[execute], CPU_CONCURRENCY)
+        server.take_requests()  # the replay's
+    for round_ in range(rounds):
+        for execute in modes:
+            row = rows[execute]
+            run_dir = work / f"cpu-{round_}-{execute}"
+            if round_ % 2:
+                bare = await replay_bare(server.base_url, recorded[execute], CPU_CONCURRENCY)
+                client, sandbox = await pipeline(execute, run_dir)
+            else:
+                client, sandbox = await pipeline(execute, run_dir)
+                bare = await replay_bare(server.base_url, recorded[execute], CPU_CONCURRENCY)
+            server.take_requests()  # forget them: the server keeps every request otherwise
+            row.client.append(1000 * client / n)
+            row.sandbox.append(1000 * sandbox.seconds / n)
+            row.reported.append(1000 * sandbox.reported / n)
+            row.bare.append(1000 * bare / n)
+            print(
+                f"  round {round_ + 1}, execution {'on' if execute else 'off':3}: "
+                f"{row.total[-1]:.1f} ms/doc, bare {row.bare[-1]:.1f} ms/doc, "
+                f"ratio {row.ratios[-1]:.2f}",
+                flush=True,
+            )
+    return list(rows.values())
+
+
+def cpu_table(args: argparse.Namespace) -> None:
+    """CPU per document of every process against the same documents' bare ChatOpenAI calls."""
+    if args.cpu_docs < 1 or args.rounds < 1:
+        raise SystemExit("--cpu-docs and --rounds must be at least 1")
+    modes = [False, True] if sandbox_available() else [False]
+    server = ModelServer(args.cpu_latency)
+    work = Path(tempfile.mkdtemp(prefix="gem-bench-cpu-"))
+    try:
+        rows = asyncio.run(measure_cpu(server, work, args.cpu_docs, args.rounds, modes))
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(
+        f"CPU per document against bare ChatOpenAI calls: {args.cpu_docs} documents per run, "
+        f"concurrency {CPU_CONCURRENCY}, {args.cpu_latency * 1000:.0f} ms per model call, "
+        f"median of {args.rounds} round{'s' if args.rounds != 1 else ''}"
+    )
+    print(
+        f"{'execution':9}  {'CPU ms/doc (all processes)':>26}  {'bare ChatOpenAI ms/doc':>22}  "
+        f"{'ratio':>6}  {'range':>11}  {'target':>6}  met"
+    )
+    for row in rows:
+        ratio = statistics.median(row.ratios)
+        target = CPU_TARGETS[row.execute]
+        spread = f"{min(row.ratios):.2f}–{max(row.ratios):.2f}x"
+        print(
+            f"{'on' if row.execute else 'off':9}  {statistics.median(row.total):26.1f}  "
+            f"{statistics.median(row.bare):22.1f}  {ratio:5.2f}x  {spread:>11}  "
+            f"{'≤' + f'{target:.1f}x':>6}  {'yes' if ratio <= target else 'no'}"
+        )
+    for row in rows:
+        if row.execute:
+            client, sandbox = statistics.median(row.client), statistics.median(row.sandbox)
+            print(
+                f"execution on: client {client:.1f} ms/doc + sandbox {sandbox:.1f} ms/doc "
+                f"({100 * sandbox / (client + sandbox):.0f}% in the sandbox; the sandbox's own "
+                f"count, Sandbox.reaped_cpu_s, has {statistics.median(row.reported):.1f} of it)"
+            )
+    if len(rows) == 1:
+        print("execution on: skipped, the sandbox's standard tier is unavailable here")
+    print(
+        "ratio: (client + sandbox CPU) / bare CPU per document, within each round; range: "
+        "lowest–highest round. client: this process's CPU time over the run_corpus call "
+        "(graph, LangChain, OpenAI client, runner, store, sandbox client; start-up included). "
+        "sandbox: its fork server, templates and episodes with their tool processes, start-up "
+        "included. bare: the same requests sent with ChatOpenAI.ainvoke. The server's CPU is "
+        "in neither."
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per row; the table shows the median"
+    )
+    parser.add_argument(
+        "--docs-per-slot",
+        type=int,
+        default=10,
+        help="documents per unit of concurrency (half at concurrency 128 and with execution on)",
+    )
+    parser.add_argument(
+        "--memory-docs",
+        type=int,
+        default=300,
+        help="documents in flight for the memory measurement (0: skip)",
+    )
+    parser.add_argument(
+        "--cpu-docs",
+        type=int,
+        default=30,
+        help="documents per run of the CPU table (runner against bare ChatOpenAI calls)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the CPU table; it shows the median"
+    )
+    parser.add_argument(
+        "--cpu-latency",
+        type=float,
+        default=0.05,
+        help="seconds per model call for the CPU table (its own server)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("throughput", "cpu"),
+        help="print only the throughput table (with memory) or only the CPU table",
+    )
+    args = parser.parse_args()
+    if args.only != "cpu":
+        throughput_tables(args)
+    if args.only != "throughput":
+        if args.only is None:
+            print()
+        cpu_table(args)
     return 0
 
 
