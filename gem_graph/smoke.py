@@ -20,8 +20,6 @@ from gem_graph.environment import Environment
 if TYPE_CHECKING:
     from gem_graph.sandbox import DatabaseSpec, Sandbox
 
-_FATAL = {"timeout", "cpu_limit", "memory", "output_limit", "crashed", "protocol_error"}
-
 
 async def _replay(
     env: Environment,
@@ -35,7 +33,7 @@ async def _replay(
     The `inspect` replay also lists the functions and checks that read-only tools change
     no rows; the other replay (with another salt) only has to agree with it.
     """
-    from gem_graph.sandbox import InvalidDatabase
+    from gem_graph.sandbox import LIMIT_HIT, InvalidDatabase
 
     problems: list[ProblemDict] = []
     results: list[dict[str, Any]] = []
@@ -81,7 +79,7 @@ async def _replay(
                         where,
                     )
                 )
-            elif status in _FATAL:
+            elif status in LIMIT_HIT:
                 problems.append(
                     problem(
                         "sandbox_violation",

@@ -12,11 +12,11 @@ import copy
 import functools
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from gem_graph import strictjson
 from gem_graph.checks.arguments import check_call, parse_arguments
@@ -46,7 +46,6 @@ from gem_graph.sandbox import (
 )
 from gem_graph.settings import Settings
 
-_T = TypeVar("_T")
 RECORD_WINDOW = 4
 """Records verified at once by `verify_records` (each in its own worker)."""
 
@@ -114,12 +113,21 @@ async def verify_trajectory(
         key=environment.database_key,
     )
     calls = _executable_calls(messages, tools)
-    replays = await _all_or_nothing(
-        retry_infrastructure(
-            functools.partial(_replay, sandbox, environment.tools_py, database, now, calls, salt)
-        )
-        for salt in range(2 if check_determinism else 1)
-    )
+    try:
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other
+            tasks = [
+                group.create_task(
+                    retry_infrastructure(
+                        functools.partial(
+                            _replay, sandbox, environment.tools_py, database, now, calls, salt
+                        )
+                    )
+                )
+                for salt in range(2 if check_determinism else 1)
+            ]
+    except BaseExceptionGroup as failed:  # callers handle the replay's own exception
+        raise failed.exceptions[0] from None
+    replays = [task.result() for task in tasks]
     first = replays[0]
     problems.extend(first.problems)
     verification["isolation"] = first.isolation
@@ -440,18 +448,6 @@ async def _replay(
     finally:
         await episode.close()
     return replay
-
-
-async def _all_or_nothing(coroutines: Iterable[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Run concurrently; if one fails, cancel the others (closing their episodes) and raise."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _compare_replays(first: _Replay, second: _Replay, calls: list[_Call]) -> list[ProblemDict]:

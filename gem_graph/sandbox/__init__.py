@@ -9,7 +9,14 @@ async with Sandbox(settings) as sandbox:
     await episode.close()
 """
 
-from gem_graph.sandbox.episode import FATAL, CallResult, DatabaseSpec, Episode, EpisodeState
+from gem_graph.sandbox.episode import (
+    FATAL,
+    LIMIT_HIT,
+    CallResult,
+    DatabaseSpec,
+    Episode,
+    EpisodeState,
+)
 from gem_graph.sandbox.errors import (
     EpisodeClosed,
     InvalidDatabase,
@@ -22,6 +29,7 @@ from gem_graph.sandbox.probe import probe
 
 __all__ = [
     "FATAL",
+    "LIMIT_HIT",
     "CallResult",
     "DatabaseSpec",
     "Episode",

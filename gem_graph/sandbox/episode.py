@@ -32,6 +32,9 @@ CallStatus = Literal[
     "protocol_error",
 ]  # fmt: skip
 FATAL = frozenset({"timeout", "cpu_limit", "crashed", "protocol_error", "output_limit"})
+"""Call statuses after which the episode's worker is gone: nothing more runs in it."""
+LIMIT_HIT = FATAL | {"memory"}
+"""Call statuses where the code ran into a sandbox limit (a `sandbox_violation`)."""
 _WORKER_STATUSES = frozenset(
     {"ok", "tool_error", "error", "memory", "output_limit", "crashed", "protocol_error"}
 )
