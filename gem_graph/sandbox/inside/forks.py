@@ -201,6 +201,22 @@ def _serve_forks(ctl: socket.socket, report: Any, fork_child: Any) -> None:
                 os.close(fd)
 
 
+def _rewire(
+    ctl: socket.socket, req_r: int, resp_w: int, devnull: int, keep: int | None = None
+) -> None:
+    """In a fresh fork of a fork server: its pipes on fd 0/1, /dev/null on 2, `keep` (if
+    any) on 3, every other descriptor closed and the server's signal handling undone."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.dup2(req_r, 0)
+    os.dup2(resp_w, 1)
+    os.dup2(devnull, 2)
+    ctl.detach()
+    if keep is not None:
+        os.dup2(keep, 3, inheritable=False)
+    os.closerange(3 if keep is None else 4, 65536)
+
+
 def _template_main(
     config: dict[str, Any], lock: Lockdown, ctl: socket.socket, devnull: int,
     req_r: int, resp_w: int, own_ctl: int, zygote: int,
@@ -211,15 +227,8 @@ def _template_main(
     (copy-on-write), so a replay costs what it changes, not what the database holds.
     """
     try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.dup2(req_r, 0)
-        os.dup2(resp_w, 1)
-        os.dup2(devnull, 2)
+        _rewire(ctl, req_r, resp_w, devnull, keep=own_ctl)
         devnull = 2
-        ctl.detach()
-        os.dup2(own_ctl, 3, inheritable=False)
-        os.closerange(4, 65536)
         server = socket.socket(fileno=3)
         try:
             lock.apply_template(dict(config["limits"]), zygote)
@@ -262,13 +271,7 @@ def _episode_main(
 ) -> None:  # fmt: skip
     """A forked episode process (the monitor): rewire fds, tighten, serve; never returns."""
     try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.dup2(req_r, 0)
-        os.dup2(resp_w, 1)
-        os.dup2(devnull, 2)
-        ctl.detach()
-        os.closerange(3, 65536)
+        _rewire(ctl, req_r, resp_w, devnull)
         try:
             lock.apply_episode(dict(config["limits"]), parent)
         except Exception as exc:
