@@ -17,6 +17,7 @@ from typing import Any
 
 from gem_graph import strictjson
 from gem_graph.checks import spans
+from gem_graph.checks.relative import relative_dates
 
 _PHONE_IN_TEXT = re.compile(r"\+?\d[\d\s().\-/]{5,}\d")
 _YEAR = re.compile(r"(?<![\w\-/.:])(19\d{2}|20\d{2}|21\d{2})(?![\w\-/:]|\.\d)")
@@ -96,7 +97,7 @@ class Evidence:
         self.percents |= {float(p) for p in _PERCENT.findall(text)}
         self.words |= {w.casefold() for w in _WORD.findall(text)}
         if user:
-            for day in spans.relative_dates(text, self.now.date()):
+            for day in relative_dates(text, self.now.date()):
                 self.relative.setdefault(day, where)
 
     def add_tool_output(self, content: str, where: str) -> None:
