@@ -17,11 +17,6 @@ from gem_graph.checks.problems import ProblemDict, problem
 SHOWN_LIMIT = 600
 """Characters of the real output quoted in feedback, enough for the model to rewrite."""
 
-# Statuses where the sandbox stopped the code rather than the code answering.
-VIOLATIONS = frozenset(
-    {"timeout", "cpu_limit", "memory", "output_limit", "crashed", "protocol_error"}
-)
-
 
 def tool_message_content(real: Mapping[str, Any]) -> str:
     """The tool message the contract prescribes for a real call result.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 
 from gem_graph import smoke, verify
+from gem_graph.checks import execution
 from gem_graph.sandbox import FATAL, LIMIT_HIT
 from gem_graph.sandbox.episode import CallStatus
 
@@ -15,8 +16,8 @@ def test_every_fatal_status_is_a_limit_hit_and_a_known_status() -> None:
     assert known - LIMIT_HIT == {"ok", "tool_error", "error"}  # what the code itself returned
 
 
-def test_smoke_and_verify_keep_no_status_list_of_their_own() -> None:
-    for module in (smoke, verify):
+def test_no_other_module_keeps_a_status_list_of_its_own() -> None:
+    for module in (smoke, verify, execution):
         own = [
             name
             for name, value in vars(module).items()
