@@ -13,20 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from gem_graph.checks.stats import trajectory_stats
+from gem_graph.pipeline import LLM_STAGES, STAGES, Mode, active_stages, mode_stages
 
-PIPELINE_STAGES = ("intake", "filter", "extract", "implement", "ground", "refine", "judge")
-ALL_STAGES = (
-    "intake",
-    "filter",
-    "extract",
-    "implement",
-    "ground",
-    "refine",
-    "synthesizer",
-    "judge",
-)
-SYNTHESIZER_STAGES = ("intake", "synthesizer", "judge")
-TRAJECTORY_STAGES = frozenset({"ground", "refine", "synthesizer"})
+PIPELINE_STAGES = ("intake", *mode_stages("pipeline"))
+ALL_STAGES = ("intake", *LLM_STAGES)
+SYNTHESIZER_STAGES = ("intake", *mode_stages("synthesizer"))
+TRAJECTORY_STAGES = frozenset(spec.name for spec in STAGES if spec.replays)
 """Stages whose check replays the dialogue: their rejects are failed verifications."""
 RUBRICS = ("R1", "R2", "R3")
 _SHAPE = ("messages", "distinct_tools", "tool_calls")
@@ -43,7 +35,7 @@ def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
-def run_mode(records: Iterable[Mapping[str, Any]], rejects: Iterable[Mapping[str, Any]]) -> str:
+def run_mode(records: Iterable[Mapping[str, Any]], rejects: Iterable[Mapping[str, Any]]) -> Mode:
     """`synthesizer` when any record or reject came from synthesizer mode, else `pipeline`."""
     for record in records:
         if (record.get("provenance") or {}).get("mode") == "synthesizer":
@@ -278,18 +270,7 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
         wall = store.summary()["wall_seconds"]
         settings = store.get_meta("settings") or {}
     mode = run_mode(records, rejects)
-    stages: list[str] | None = None
-    if mode == "pipeline":
-        pipeline = settings.get("pipeline") or {}
-        stages = [
-            s
-            for s in PIPELINE_STAGES
-            if not (s == "implement" and pipeline.get("execute") is False)
-            and not (s == "refine" and pipeline.get("refine") is False)
-            and not (s == "judge" and pipeline.get("judge") is False)
-        ]
-    elif (settings.get("pipeline") or {}).get("judge") is False:
-        stages = ["intake", "synthesizer"]
+    stages = ["intake", *active_stages(settings.get("pipeline"), mode=mode)]
     return summarize_run(
         records=records,
         rejects=rejects,

@@ -20,11 +20,11 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import ValidationError
 
 from gem_graph import __version__
+from gem_graph.pipeline import BY_NAME, LLM_STAGES, prompt_versions
 from gem_graph.settings import Settings
 
 SETTINGS_SECTIONS = ("model", "attempts", "sandbox", "pipeline")
 RUN_SECTION = "run"
-LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge")
 
 # Model options that change what the model answers; transport options (base_url, timeouts,
 # retries) do not, so changing them never blocks a resume.
@@ -101,27 +101,21 @@ def build_settings(
 
 
 def parse_attempts(values: Iterable[str]) -> dict[str, int]:
-    """`["ground=4", "extract=2"]` → `{"ground": 4, "extract": 2}`."""
+    """`["ground=4", "extract=2"]` → `{"ground": 4, "extract": 2}`, keyed by the stages'
+    `Settings.attempts` fields (from the stage registry)."""
     attempts: dict[str, int] = {}
     for value in values:
         stage, sep, number = value.partition("=")
-        stage = stage.strip()
-        if not sep or stage not in LLM_STAGES:
+        spec = BY_NAME.get(stage.strip())
+        if not sep or spec is None:
             raise ConfigError(
                 f"--attempts {value!r}: expected STAGE=N with STAGE one of {list(LLM_STAGES)}"
             )
         try:
-            attempts[stage] = int(number)
+            attempts[spec.attempts] = int(number)
         except ValueError:
             raise ConfigError(f"--attempts {value!r}: {number!r} is not a whole number") from None
     return attempts
-
-
-def prompt_versions() -> dict[str, str]:
-    """`{stage: "name@version"}` for every LLM stage's prompt file."""
-    from gem_graph.prompts import load_prompt
-
-    return {stage: load_prompt(stage).key for stage in LLM_STAGES}
 
 
 def redact_url(url: str | None) -> str | None:

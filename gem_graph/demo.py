@@ -20,6 +20,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from gem_graph.pipeline import mode_stages
 from gem_graph.resources import data_dir
 from gem_graph.settings import ModelSettings, PipelineSettings, SandboxSettings, Settings
 from gem_graph.testing.scripted import Reply, ScriptedChatModel, table_responder
@@ -27,7 +28,8 @@ from gem_graph.testing.scripted import Reply, ScriptedChatModel, table_responder
 CORPUS_FILE = "corpus.jsonl"
 RESPONSES_DIR = "responses"
 DEMO_MODEL_NAME = "scripted-demo"
-STAGES = ("filter", "extract", "implement", "ground", "refine", "judge")
+STAGES = tuple(mode_stages("pipeline"))
+"""The stages the demo scripts: the full pipeline's (the registry's pipeline mode)."""
 
 SCRIPTED_NOTICE = (
     "This demo uses SCRIPTED model responses: hand-written replies shipped with gem-graph; "

@@ -12,7 +12,8 @@
                        │
                      judge → emit | reject            (judge on)
 
-Each `⇄` is a validator loop with an attempts cap from settings. Transport errors are
+Each `⇄` is a validator loop with an attempts cap from settings; the stages, their checks
+and their order come from the stage registry (`gem_graph.pipeline`). Transport errors are
 retried by the node's retry policy (retryable ones only) and never count as attempts;
 what still fails ends as a reject record, never as an exception out of the graph.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -30,28 +31,20 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
 from gem_graph.environment import environment_ref
-from gem_graph.nodes import (
-    failure_handler,
-    intake_node,
-    on_loop,
-    route_intake,
-    stage_context,
-    transport_retry_policy,
-)
+from gem_graph.nodes import add_stage_loops, intake_node, route_intake, stage_context
 from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
-from gem_graph.stages.common import route_after_check
 from gem_graph.stages.extract import check_blueprint_node, extract_node
-from gem_graph.stages.filter import filter_node, route_filter
+from gem_graph.stages.filter import filter_node
 from gem_graph.stages.ground import ground_node
 from gem_graph.stages.implement import (
     check_environment_node,
     environment_from_state,
     implement_node,
 )
-from gem_graph.stages.judge import judge_node, route_judge
+from gem_graph.stages.judge import judge_node
 from gem_graph.stages.refine import refine_node
-from gem_graph.stages.verify import route_verify, verify_node
+from gem_graph.stages.verify import verify_node
 from gem_graph.state import CorpusInput, CorpusState, GemInput, GemOutput, GemState
 
 
@@ -68,10 +61,6 @@ def build_gem_state_graph(
     """
     ctx = stage_context(llm=llm, settings=settings, sandbox=sandbox)
     settings = ctx.settings
-    execute = settings.pipeline.execute
-
-    def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return on_loop(functools.partial(fn, ctx=ctx))
 
     async def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state.get("environment")
@@ -86,66 +75,32 @@ def build_gem_state_graph(
     async def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
-    retry = transport_retry_policy(settings)
     graph = StateGraph(GemState, input_schema=GemInput, output_schema=GemOutput)
-    on_transport_failure = failure_handler("transport")
-    on_check_failure = failure_handler("internal")
-
-    def add_llm_node(name: str, fn: Callable[..., Any]) -> None:
-        graph.add_node(name, bind(fn), retry_policy=retry, error_handler=on_transport_failure)
-
-    def add_check_node(name: str, fn: Callable[..., Any]) -> None:
-        graph.add_node(name, bind(fn), error_handler=on_check_failure)
-
     graph.add_node("intake", functools.partial(intake_node, settings=settings))
-    add_llm_node("filter", filter_node)
-    add_llm_node("extract", extract_node)
-    add_check_node("check_blueprint", check_blueprint_node)
-    add_llm_node("ground", ground_node)
-    add_check_node("verify", verify_node)
+    first = add_stage_loops(
+        graph,
+        ctx,
+        mode="pipeline",
+        nodes={
+            "filter": filter_node,
+            "extract": extract_node,
+            "implement": implement_node,
+            "ground": ground_node,
+            "refine": refine_node,
+            "judge": judge_node,
+        },
+        checks={
+            "check_blueprint": check_blueprint_node,
+            "check_environment": check_environment_node,
+            "verify": verify_node,
+        },
+    )
     graph.add_node("emit", emit)
     graph.add_node("reject", reject)
-
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", functools.partial(route_intake, ok="filter"), ["filter", "reject"]
+        "intake", functools.partial(route_intake, ok=first), [first, "reject"]
     )
-    graph.add_conditional_edges("filter", bind(route_filter), ["filter", "extract", "reject"])
-    graph.add_edge("extract", "check_blueprint")
-    after_blueprint = "implement" if execute else "ground"
-    graph.add_conditional_edges(
-        "check_blueprint",
-        on_loop(
-            functools.partial(
-                route_after_check, stage="extract", cap=ctx.cap("extract"), ok=after_blueprint
-            )
-        ),
-        ["extract", after_blueprint, "reject"],
-    )
-    if execute:
-        add_llm_node("implement", implement_node)
-        add_check_node("check_environment", check_environment_node)
-        graph.add_edge("implement", "check_environment")
-        graph.add_conditional_edges(
-            "check_environment",
-            on_loop(
-                functools.partial(
-                    route_after_check, stage="implement", cap=ctx.cap("implement"), ok="ground"
-                )
-            ),
-            ["implement", "ground", "reject"],
-        )
-    graph.add_edge("ground", "verify")
-    verify_targets = ["ground", "reject", "emit"]
-    if settings.pipeline.refine:
-        add_llm_node("refine", refine_node)
-        graph.add_edge("refine", "verify")
-        verify_targets.append("refine")
-    if settings.pipeline.judge:
-        add_llm_node("judge", judge_node)
-        graph.add_conditional_edges("judge", bind(route_judge), ["judge", "emit", "reject"])
-        verify_targets.append("judge")
-    graph.add_conditional_edges("verify", bind(route_verify), verify_targets)
     graph.add_edge("emit", END)
     graph.add_edge("reject", END)
     return graph

@@ -1,4 +1,5 @@
-"""Nodes and policies the graph factories share: intake, failure handling, retries, sandbox.
+"""Nodes and policies the graph factories share: intake, failure handling, retries, sandbox,
+and the validator loops of the LLM stages (wired from the stage registry).
 
 The document graph and the synthesizer graph are built from these, so a document is
 validated, retried and rejected the same way whichever mode produces its trajectory.
@@ -9,23 +10,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.errors import NodeError
+from langgraph.graph import StateGraph
 from langgraph.types import Command, RetryPolicy
 from pydantic import ValidationError
 
 from gem_graph.checks.problems import problem
 from gem_graph.llm import StructuredLLM, is_retryable
+from gem_graph.pipeline import BY_NAME, LLM_STAGES, Mode, active_stages, next_stage
 from gem_graph.records import text_sha256
 from gem_graph.schemas import Document
 from gem_graph.settings import Settings
-from gem_graph.stages.common import StageContext
-
-LLM_STAGES = ("filter", "extract", "implement", "ground", "refine", "judge", "synthesizer")
-"""Nodes that call the model: their failures are reported under their own name."""
+from gem_graph.stages.common import StageContext, route_attempt
 
 
 class SandboxProvider:
@@ -185,3 +185,46 @@ def stage_context(*, llm: Any, settings: Settings | None, sandbox: Any | None) -
         ),
         sandbox=SandboxProvider(settings, sandbox) if execute else None,
     )
+
+
+def add_stage_loops(
+    graph: StateGraph[Any, Any, Any, Any],
+    ctx: StageContext,
+    *,
+    mode: Mode,
+    nodes: Mapping[str, Callable[..., Any]],
+    checks: Mapping[str, Callable[..., Any]],
+) -> str:
+    """Add the LLM stages of `mode` the settings turn on, their checks and validator loops.
+
+    Which stages run, in what order, which check follows each and where a passed answer
+    goes all come from the stage registry; `nodes` and `checks` give the functions (taking
+    `state, ctx`) by node name. A stage without a check routes on its own answer; a check
+    shared by several stages (`verify`) routes back to whichever ran. Returns the first
+    stage, where intake sends a document.
+    """
+    settings = ctx.settings
+    retry = transport_retry_policy(settings)
+    on_transport_failure = failure_handler("transport")
+    on_check_failure = failure_handler("internal")
+
+    def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return on_loop(functools.partial(fn, ctx=ctx))
+
+    stages = active_stages(settings.pipeline, mode=mode)
+    loops: dict[str, dict[str, str]] = {}  # routing node → {stage it judges: next on a pass}
+    for name in stages:
+        check = BY_NAME[name].check
+        graph.add_node(
+            name, bind(nodes[name]), retry_policy=retry, error_handler=on_transport_failure
+        )
+        if check is not None:
+            graph.add_edge(name, check)
+        loops.setdefault(check or name, {})[name] = next_stage(name, settings.pipeline, mode=mode)
+    for node, ok in loops.items():
+        if node not in ok:
+            graph.add_node(node, bind(checks[node]), error_handler=on_check_failure)
+        caps = {stage: ctx.cap(stage) for stage in ok}
+        route = on_loop(functools.partial(route_attempt, ok=ok, caps=caps))
+        graph.add_conditional_edges(node, route, sorted({*ok, *ok.values(), "reject"}))
+    return stages[0]

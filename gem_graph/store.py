@@ -27,23 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from gem_graph.imports import import_without
+from gem_graph.pipeline import LLM_STAGES, active_stages
 
 sqlite_utils = import_without("sqlite_utils", ("pandas", "numpy"))
 
 STORE_FILE = "run.sqlite"
 FINISHED = ("kept", "rejected")
-STAGE_ORDER = (
-    "input",
-    "intake",
-    "synthesizer",
-    "filter",
-    "extract",
-    "implement",
-    "ground",
-    "refine",
-    "judge",
-    "emit",
-)
+STAGE_ORDER = ("input", "intake", *LLM_STAGES, "emit")
+"""The order usage rows are shown in."""
 
 
 class StoreError(Exception):
@@ -427,17 +418,7 @@ class _Transaction:
 
 def _pipeline_stages(pipeline: Mapping[str, Any]) -> list[str]:
     """The stages a document passes through with these pipeline switches, in order."""
-    if pipeline.get("mode") == "synthesizer":
-        return ["input", "synthesizer", *(["judge"] if pipeline.get("judge", True) else [])]
-    stages = ["input", "filter", "extract"]
-    if pipeline.get("execute", True):
-        stages.append("implement")
-    stages.append("ground")
-    if pipeline.get("refine", True):
-        stages.append("refine")
-    if pipeline.get("judge", True):
-        stages.append("judge")
-    return stages
+    return ["input", *active_stages(pipeline)]
 
 
 def _funnel(stages: list[str], ends: list[tuple[str, str, int]]) -> list[dict[str, Any]]:

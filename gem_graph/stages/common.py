@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.llm import StructuredLLM, StructuredResult, json_schema_of
+from gem_graph.pipeline import stage_spec
 from gem_graph.prompts import load_prompt
 from gem_graph.settings import Settings
 
@@ -47,7 +48,8 @@ class StageContext:
     prompt_versions: dict[str, str] = field(default_factory=dict)
 
     def cap(self, stage: str) -> int:
-        return int(getattr(self.settings.attempts, stage))
+        """The attempts cap of `stage`: its registry entry's `Settings.attempts` field."""
+        return int(getattr(self.settings.attempts, stage_spec(stage).attempts))
 
     def prepare(
         self, state: dict[str, Any], *, stage: str, values: dict[str, Any]
@@ -146,10 +148,15 @@ def feedback_text(
     return "\n".join(lines)
 
 
-def route_after_check(state: dict[str, Any], *, stage: str, cap: int, ok: str) -> str:
-    """Validator-loop routing: on to `ok`, back to `stage` for another attempt, or reject."""
+def route_attempt(state: dict[str, Any], *, ok: Mapping[str, str], caps: Mapping[str, int]) -> str:
+    """Validator-loop routing, for every LLM stage and check: the stage that just ran
+    (`state["stage"]`) refused the document → reject; its answer passed → on to `ok[stage]`;
+    attempts left under `caps[stage]` → back to the stage; else reject."""
+    if state.get("reject_reason"):
+        return "reject"
+    stage = state["stage"]
     if not state.get("problems"):
-        return ok
-    if state.get("attempts", {}).get(stage, 0) < cap:
-        return stage
+        return ok[stage]
+    if state.get("attempts", {}).get(stage, 0) < caps[stage]:
+        return str(stage)
     return "reject"

@@ -28,11 +28,3 @@ async def filter_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any
             "reason": verdict.reason or "the text does not describe a multi-step procedure",
         }
     return update
-
-
-def route_filter(state: dict[str, Any], ctx: StageContext) -> str:
-    if state.get("reject_reason"):
-        return "reject"
-    if not state.get("problems"):
-        return "extract"
-    return STAGE if state["attempts"][STAGE] < ctx.cap(STAGE) else "reject"

@@ -139,11 +139,3 @@ async def judge_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]
             "problems": failed,
         }
     return update
-
-
-def route_judge(state: dict[str, Any], ctx: StageContext) -> str:
-    if state.get("reject_reason"):
-        return "reject"
-    if state.get("problems"):
-        return STAGE if state["attempts"][STAGE] < ctx.cap(STAGE) else "reject"
-    return "emit"

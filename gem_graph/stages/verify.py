@@ -98,12 +98,3 @@ def _failed(
     if stage == "refine" and exhausted and ctx.settings.pipeline.keep_unrefined:
         return {"problems": [], "feedback": "", "refine_problems": problems}
     return ctx.failed(state, stage, problems, previous)
-
-
-def route_verify(state: dict[str, Any], ctx: StageContext) -> str:
-    stage = state["stage"]
-    if state.get("problems"):
-        return stage if state["attempts"][stage] < ctx.cap(stage) else "reject"
-    if stage == "ground" and ctx.settings.pipeline.refine:
-        return "refine"
-    return "judge" if ctx.settings.pipeline.judge else "emit"

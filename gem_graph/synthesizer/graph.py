@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -34,19 +33,12 @@ from gem_graph.environment import (
     make_environment,
 )
 from gem_graph.llm import invoke_model, message_text, usage_entry
-from gem_graph.nodes import (
-    failure_handler,
-    intake_node,
-    on_loop,
-    route_intake,
-    stage_context,
-    transport_retry_policy,
-)
+from gem_graph.nodes import add_stage_loops, intake_node, route_intake, stage_context
 from gem_graph.records import build_record, build_reject
 from gem_graph.settings import Settings
 from gem_graph.stages.common import StageContext, attempt_update
 from gem_graph.stages.implement import environment_from_state, environment_to_state
-from gem_graph.stages.judge import judge_node, route_judge
+from gem_graph.stages.judge import judge_node
 from gem_graph.state import GemInput, GemOutput, GemState
 from gem_graph.synthesizer.format import (
     SynthTarget,
@@ -265,12 +257,6 @@ def _failed(
     }
 
 
-def route_check(state: dict[str, Any], ctx: StageContext) -> str:
-    if state.get("problems"):
-        return STAGE if state["attempts"][STAGE] < ctx.cap(STAGE) else "reject"
-    return "judge" if ctx.settings.pipeline.judge else "emit"
-
-
 # ---- factories ----------------------------------------------------------------------------
 
 
@@ -283,9 +269,6 @@ def build_synthesizer_state_graph(
     """The uncompiled synthesizer graph, for callers who compile it with their own options."""
     ctx = stage_context(llm=llm, settings=settings, sandbox=sandbox)
     settings = ctx.settings
-
-    def bind(fn: Callable[..., Any]) -> Callable[..., Any]:
-        return on_loop(functools.partial(fn, ctx=ctx))
 
     async def emit(state: dict[str, Any]) -> dict[str, Any]:
         env = state["environment"]
@@ -301,30 +284,21 @@ def build_synthesizer_state_graph(
     async def reject(state: dict[str, Any]) -> dict[str, Any]:
         return {"rejects": [build_reject(state)]}
 
-    retry = transport_retry_policy(settings)
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
-    on_transport_failure = failure_handler("transport")
     graph.add_node("intake", functools.partial(intake_node, settings=settings))
-    graph.add_node(
-        STAGE, bind(synthesize_node), retry_policy=retry, error_handler=on_transport_failure
+    first = add_stage_loops(
+        graph,
+        ctx,
+        mode="synthesizer",
+        nodes={STAGE: synthesize_node, "judge": judge_node},
+        checks={"check": check_node},
     )
-    graph.add_node("check", bind(check_node), error_handler=failure_handler("internal"))
     graph.add_node("emit", emit)
     graph.add_node("reject", reject)
-
     graph.add_edge(START, "intake")
     graph.add_conditional_edges(
-        "intake", functools.partial(route_intake, ok=STAGE), [STAGE, "reject"]
+        "intake", functools.partial(route_intake, ok=first), [first, "reject"]
     )
-    graph.add_edge(STAGE, "check")
-    targets = [STAGE, "emit", "reject"]
-    if settings.pipeline.judge:
-        graph.add_node(
-            "judge", bind(judge_node), retry_policy=retry, error_handler=on_transport_failure
-        )
-        graph.add_conditional_edges("judge", bind(route_judge), ["judge", "emit", "reject"])
-        targets.append("judge")
-    graph.add_conditional_edges("check", bind(route_check), targets)
     graph.add_edge("emit", END)
     graph.add_edge("reject", END)
     return graph

@@ -460,6 +460,7 @@ async def test_checks_routes_and_records_run_on_the_event_loop_thread(monkeypatc
     import threading
 
     import gem_graph.graph
+    import gem_graph.nodes
     import gem_graph.stages.extract
 
     threads: dict[str, set[int]] = {}
@@ -474,13 +475,13 @@ async def test_checks_routes_and_records_run_on_the_event_loop_thread(monkeypatc
         monkeypatch.setattr(module, name, recorded)
 
     spy(gem_graph.stages.extract, "check_blueprint")  # inside a check node
-    spy(gem_graph.graph, "route_after_check")  # a route
+    spy(gem_graph.nodes, "route_attempt")  # a route
     spy(gem_graph.graph, "build_record")  # the emit node
     out, _ = await run(good_table())
     assert len(out["records"]) == 1
     assert threads == {
         "check_blueprint": {threading.get_ident()},
-        "route_after_check": {threading.get_ident()},
+        "route_attempt": {threading.get_ident()},
         "build_record": {threading.get_ident()},
     }
 
