@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 from gem_graph import strictjson
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.dialogue import DialogueContext, check_dialogue
-from gem_graph.checks.execution import compare_call, same_json, tool_message_content
+from gem_graph.checks.execution import compare_call, tool_message_content
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.record import check_record_claims
 from gem_graph.checks.tools import tool_parameters
@@ -33,16 +31,12 @@ from gem_graph.checks.trajectory import (
 )
 from gem_graph.dbstate import STATE_HASH_VERSION
 from gem_graph.environment import Environment, environment_ref, load_environment
+from gem_graph.execution import Call, Parts, compare_replays, replay_twice
+from gem_graph.execution.determinism import output
 from gem_graph.sandbox import (
-    FATAL,
     DatabaseSpec,
-    EpisodeState,
-    InvalidDatabase,
     Sandbox,
-    SandboxError,
-    SandboxInfrastructureError,
     SandboxUnavailable,
-    retry_infrastructure,
 )
 from gem_graph.settings import Settings
 
@@ -63,15 +57,13 @@ class _Call:
     def where(self) -> str:
         return f"messages[{self.message_index}].tool_calls[{self.call_index}]"
 
+    @property
+    def executable(self) -> Call:
+        return Call(self.name, self.arguments, self.where)
 
-@dataclass
-class _Replay:
-    """What one episode produced: call results in order, the final state, the layers."""
 
-    results: list[dict[str, Any]] = field(default_factory=list)
-    final: EpisodeState | None = None
-    isolation: dict[str, Any] = field(default_factory=dict)
-    problems: list[ProblemDict] = field(default_factory=list)
+_PARTS = Parts(tools="tools.py", database="scenario.rows", seed="scenario.rows")
+"""An environment loaded for verification was checked already: its rows are the suspect."""
 
 
 async def verify_trajectory(
@@ -113,21 +105,15 @@ async def verify_trajectory(
         key=environment.database_key,
     )
     calls = _executable_calls(messages, tools)
-    try:
-        async with asyncio.TaskGroup() as group:  # one failing cancels the other
-            tasks = [
-                group.create_task(
-                    retry_infrastructure(
-                        functools.partial(
-                            _replay, sandbox, environment.tools_py, database, now, calls, salt
-                        )
-                    )
-                )
-                for salt in range(2 if check_determinism else 1)
-            ]
-    except BaseExceptionGroup as failed:  # callers handle the replay's own exception
-        raise failed.exceptions[0] from None
-    replays = [task.result() for task in tasks]
+    replays = await replay_twice(
+        sandbox,
+        environment.tools_py,
+        database,
+        [call.executable for call in calls],
+        now=now,
+        parts=_PARTS,
+        twice=check_determinism,
+    )
     first = replays[0]
     problems.extend(first.problems)
     verification["isolation"] = first.isolation
@@ -148,7 +134,7 @@ async def verify_trajectory(
     if not check_determinism:
         verification["deterministic"] = None
     elif not first.problems:
-        determinism = _compare_replays(first, replays[1], calls)
+        determinism = compare_replays(first, replays[1], [call.executable for call in calls])
         problems.extend(determinism)
         verification["deterministic"] = not determinism
     return _result(problems, out_messages, verification)
@@ -389,117 +375,18 @@ def _executable_calls(messages: Any, tools: Any) -> list[_Call]:
     return calls
 
 
-async def _replay(
-    sandbox: Sandbox,
-    tools_py: str,
-    database: DatabaseSpec,
-    now: str | None,
-    calls: list[_Call],
-    salt: int,
-) -> _Replay:
-    """Run the calls in one fresh episode; stops early when the worker is gone."""
-    replay = _Replay()
-    try:
-        episode = await sandbox.open_episode(tools_py, database, now=now, seed=0, salt=salt)
-    except InvalidDatabase as exc:
-        replay.problems.append(problem("invalid_environment", str(exc), "scenario.rows"))
-        return replay
-    except (SandboxUnavailable, SandboxInfrastructureError):
-        raise
-    except SandboxError as exc:
-        replay.problems.append(problem("sandbox_violation", f"the episode could not start: {exc}"))
-        return replay
-    try:
-        replay.isolation = dict(episode.isolation)
-        load = await episode.load()
-        if not load.get("ok"):
-            kind = load.get("error_type") or load.get("status") or "error"
-            replay.problems.append(
-                problem(
-                    "environment_crash",
-                    f"tools.py failed to load: {kind}: {load.get('error')}",
-                    "tools.py",
-                )
-            )
-            return replay
-        functions = load.get("functions") or {}
-        for call in calls:
-            if call.name not in functions:
-                replay.results.append(
-                    {
-                        "status": "error",
-                        "error_type": "NameError",
-                        "error": f"tools.py defines no function {call.name!r}",
-                    }
-                )
-                continue
-            result = dict(await episode.call(call.name, call.arguments))
-            replay.results.append(result)
-            if result.get("status") in FATAL:
-                return replay
-        try:
-            replay.final = await episode.state(diff=salt == 0)  # the other replay: hash only
-        except (SandboxUnavailable, SandboxInfrastructureError):
-            raise
-        except SandboxError as exc:
-            replay.problems.append(
-                problem("sandbox_violation", f"the final state could not be read: {exc}")
-            )
-    finally:
-        await episode.close()
-    return replay
-
-
-def _compare_replays(first: _Replay, second: _Replay, calls: list[_Call]) -> list[ProblemDict]:
-    """Nondeterminism between two replays of the same calls (run with different salts)."""
-    for call, a, b in zip(calls, first.results, second.results, strict=False):
-        if a.get("status") != b.get("status") or not same_json(_output(a), _output(b)):
-            return [
-                problem(
-                    "nondeterministic",
-                    f"replaying {call.name!r} gave a different "
-                    f"output the second time: {_brief(_output(a))} vs "
-                    f"{_brief(_output(b))}; take time, ids and randomness only from "
-                    "gem_graph.runtime (now, new_id, rng)",
-                    call.where,
-                )
-            ]
-    if len(first.results) != len(second.results) or second.problems:
-        return [problem("nondeterministic", "the second replay did not run the same calls")]
-    if first.final is None or second.final is None:
-        return []
-    if first.final["sha256"] != second.final["sha256"]:
-        return [
-            problem(
-                "nondeterministic",
-                "replaying the same calls left a different final "
-                "database; take time, ids and randomness only from gem_graph.runtime",
-            )
-        ]
-    return []
-
-
 def _call_entry(call: _Call, real: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "message_index": call.message_index,
         "call_id": call.call_id,
         "tool": call.name,
         "status": real.get("status"),
-        "output": _output(real),
+        "output": output(real),
     }
-
-
-def _output(real: Mapping[str, Any]) -> Any:
-    return real.get("result") if real.get("status") == "ok" else real.get("error")
 
 
 def _text(content: Any) -> str | None:
     return content if isinstance(content, str) else None
-
-
-def _brief(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _result(

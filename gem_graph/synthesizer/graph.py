@@ -32,6 +32,7 @@ from gem_graph.environment import (
     environment_ref,
     make_environment,
 )
+from gem_graph.execution import Call, Parts
 from gem_graph.llm import invoke_model, message_text, usage_entry
 from gem_graph.nodes import add_stage_loops, intake_node, route_intake, stage_context
 from gem_graph.records import build_record, build_reject
@@ -80,14 +81,15 @@ async def synthesize_node(state: dict[str, Any], ctx: StageContext) -> dict[str,
     }
 
 
-def trajectory_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The dialogue's own calls as smoke-test example calls (`{"tool", "arguments"}`)."""
+def trajectory_calls(messages: list[dict[str, Any]]) -> list[Call]:
+    """The dialogue's own calls, to smoke-test the environment with, located in the dialogue."""
     calls = []
     for site in iter_tool_calls(messages):
         name = call_name(site.call)
         arguments = parse_arguments(call_arguments(site.call))
         if isinstance(name, str) and isinstance(arguments, dict):
-            calls.append({"tool": name, "arguments": arguments})
+            where = f"messages[{site.message_index}].tool_calls[{site.call_index}]"
+            calls.append(Call(name, arguments, where))
     return calls
 
 
@@ -125,18 +127,8 @@ def _with_scenario_rows(env: Environment, rows: dict[str, Any]) -> Environment:
     return make_environment(env.manifest, env.schema_sql, seed, env.tools_py)
 
 
-def _rename(problems: list[ProblemDict]) -> list[ProblemDict]:
-    """Point the smoke test's wording at this answer's sections."""
-    return [
-        {
-            **p,
-            "where": p["where"]
-            .replace("example_calls[", "dialogue call ")
-            .replace("seed_json", "seed")
-            .replace("tools.py", "tools_py"),
-        }
-        for p in problems
-    ]
+_PARTS = Parts(tools="tools_py", database="schema_sql/seed", seed="seed")
+"""This answer's sections, where smoke-test problems point."""
 
 
 async def _execute(
@@ -157,7 +149,7 @@ async def _execute(
             messages,
             None,
         )
-    problems = _rename(await smoke_test(smoke_env, trajectory_calls(messages), sandbox))
+    problems = await smoke_test(smoke_env, trajectory_calls(messages), sandbox, parts=_PARTS)
     if any(p["code"] in _BLOCKING for p in problems):
         return problems, messages, None
     result = await verify_trajectory(
