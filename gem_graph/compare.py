@@ -122,7 +122,7 @@ def summarize_run(
             if s in (r.get("usage") or {})
         )
     )
-    shapes = [trajectory_stats(r.get("messages")) for r in records]
+    shapes: list[Mapping[str, Any]] = [trajectory_stats(r.get("messages")) for r in records]
     totals = {
         key: sum(float(row.get(key) or 0) for row in usage)
         for key in ("calls", "input_tokens", "output_tokens", "seconds")

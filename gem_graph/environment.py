@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from gem_graph import strictjson
+from gem_graph.contracts.record import EnvironmentRef
 from gem_graph.dbstate import (
     DatabaseBuildError,
     build_database,
@@ -182,7 +183,7 @@ class Environment:
         return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
-def environment_ref(env: Environment) -> dict[str, str]:
+def environment_ref(env: Environment) -> EnvironmentRef:
     """The `environment` field of a record: name and content hash."""
     return {"name": env.name, "sha256": env.content_hash()}
 

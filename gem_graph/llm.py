@@ -23,6 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from gem_graph.contracts.record import Usage
 from gem_graph.settings import ModelSettings, StructuredMethod
 
 T = TypeVar("T", bound=BaseModel)
@@ -333,9 +334,9 @@ class StructuredLLM:
         return StructuredResult(None, message, text, usage, method)
 
 
-def summarize_usage(entries: list[UsageEntry]) -> dict[str, dict[str, float]]:
+def summarize_usage(entries: list[UsageEntry]) -> Usage:
     """Per-stage totals of calls, tokens and seconds, plus a `total` row."""
-    totals: dict[str, dict[str, float]] = {}
+    totals: Usage = {}
     for entry in entries:
         for key in (entry["stage"], "total"):
             row = totals.setdefault(

@@ -1,14 +1,18 @@
-"""Assemble the record and reject formats of the architecture's contract (pure)."""
+"""Assemble the record and reject formats of the architecture's contract (pure).
+
+The formats are typed in `gem_graph.contracts`; records and rejects stay plain dicts.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from gem_graph import __version__
 from gem_graph.checks.problems import format_feedback
 from gem_graph.checks.source import source_spans
 from gem_graph.checks.stats import trajectory_stats
+from gem_graph.contracts import EnvironmentRef, Problem, Record, Reject, Stats, make_reject
 from gem_graph.llm import summarize_usage
 
 
@@ -19,11 +23,11 @@ def text_sha256(text: str) -> str:
 def build_record(
     state: dict[str, Any],
     *,
-    environment_ref: dict[str, str] | None,
+    environment_ref: EnvironmentRef | None,
     model_name: str,
     prompt_versions: dict[str, str],
-    mode: str = "pipeline",
-) -> dict[str, Any]:
+    mode: Literal["pipeline", "synthesizer"] = "pipeline",
+) -> Record:
     """One kept trajectory in the record format.
 
     `provenance.spans` locates each tool, workflow step and rule of the blueprint in the
@@ -33,8 +37,10 @@ def build_record(
     document = state["document"]
     trajectory = state["trajectory"]
     labels = {k: v for k, v in (state.get("labels") or {}).items() if k != "relevant"}
-    stats = trajectory_stats(trajectory["messages"], trajectory.get("patterns"))
-    stats["refined"] = bool(state.get("refined"))
+    stats: Stats = {
+        **trajectory_stats(trajectory["messages"], trajectory.get("patterns")),
+        "refined": bool(state.get("refined")),
+    }
     if state.get("refine_problems"):
         stats["refine_problems"] = sorted({p["code"] for p in state["refine_problems"]})
     digest = text_sha256(document["text"])
@@ -64,15 +70,18 @@ def build_record(
     }
 
 
-def build_reject(state: dict[str, Any]) -> dict[str, Any]:
-    """The reject record: where a document stopped, after how many attempts, and why."""
+def build_reject(state: dict[str, Any]) -> Reject:
+    """The reject of a graph run: where the document stopped, after how many attempts, and why.
+
+    A node that refused the document set `reject_reason` (`{"code", "reason", "problems"?}`);
+    otherwise a validator loop ran out of attempts with `problems` left.
+    """
     stage = state.get("stage", "filter")
     reason = state.get("reject_reason")
     attempts = (state.get("attempts") or {}).get(stage, 0)
+    problems: list[Problem] | None
     if reason:
-        problems = reason.get("problems") or [
-            {"code": reason["code"], "message": reason["reason"], "where": ""}
-        ]
+        problems = reason.get("problems") or None
         text = reason["reason"]
         code = reason["code"]
     else:
@@ -81,12 +90,12 @@ def build_reject(state: dict[str, Any]) -> dict[str, Any]:
         text = f"{len(problems)} problem(s) left after {attempts} attempt(s):\n" + format_feedback(
             problems, limit=5
         )
-    return {
-        "doc_id": state["document"]["id"],
-        "stage": stage,
-        "attempts": attempts,
-        "code": code,
-        "reason": text,
-        "problems": problems,
-        "usage": summarize_usage(list(state.get("usage", []))),
-    }
+    return make_reject(
+        state["document"]["id"],
+        stage,
+        code,
+        text,
+        attempts=attempts,
+        problems=problems,
+        usage=summarize_usage(list(state.get("usage", []))),
+    )

@@ -40,6 +40,7 @@ from gem_graph.config import (
     settings_snapshot,
     versions,
 )
+from gem_graph.contracts import make_reject
 from gem_graph.corpus import BadInput, CorpusItem, segment_document
 from gem_graph.llm import summarize_usage
 from gem_graph.records import text_sha256
@@ -390,15 +391,7 @@ class _Runner:
             self.counters.skipped += 1
             return
         now = time.time()
-        reject = {
-            "doc_id": bad.id,
-            "stage": "input",
-            "attempts": 0,
-            "code": bad.code,
-            "reason": bad.reason,
-            "problems": [{"code": bad.code, "message": bad.reason, "where": "input"}],
-            "usage": {},
-        }
+        reject = make_reject(bad.id, "input", bad.code, bad.reason, where="input")
         self.store.save_document(
             {"id": bad.id, "text": "", "meta": bad.meta},
             status="rejected",
@@ -435,16 +428,7 @@ class _Runner:
             reason = f"the document graph raised {type(exc).__name__}: {exc}"[:2000]
             out = {
                 "records": [],
-                "rejects": [
-                    {
-                        "doc_id": document["id"],
-                        "stage": "runner",
-                        "attempts": 0,
-                        "code": "internal_error",
-                        "reason": reason,
-                        "problems": [{"code": "internal_error", "message": reason, "where": ""}],
-                    }
-                ],
+                "rejects": [make_reject(document["id"], "runner", "internal_error", reason)],
                 "usage": [],
             }
         finished = time.time()
@@ -481,9 +465,9 @@ class _Runner:
         status: str,
         stage: str,
         records: list[dict[str, Any]],
-        usage: Mapping[str, Mapping[str, float]],
+        usage: Mapping[str, Mapping[str, Any]],
         weight: float,
-        reject: dict[str, Any] | None,
+        reject: Mapping[str, Any] | None,
     ) -> None:
         counters = self.counters
         counters.processed += 1

@@ -1,4 +1,4 @@
-"""Pydantic models at the boundaries: what a model must answer, and the records we write.
+"""Pydantic models at the boundaries: what a model must answer, and the documents we read.
 
 Model-facing models avoid free-form objects (strict JSON-schema mode forbids them), so
 JSON Schemas and argument objects travel as JSON strings and are parsed afterwards.
@@ -166,30 +166,14 @@ class JudgeOutput(_Out):
     r4_policy_and_consent: RubricVerdict
 
 
-# ---- records ------------------------------------------------------------------------------
+# ---- input --------------------------------------------------------------------------------
 
 
 class Document(BaseModel):
-    """One input text. Extra metadata is kept and carried into the record's source labels."""
+    """One input text. Extra metadata is kept and carried into the record's `source.meta`."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1)
     text: str = Field(min_length=1)
     meta: dict[str, Any] = Field(default_factory=dict)
-
-
-class Problem(BaseModel):
-    """A check's finding, with a stable `code` from the architecture's contract."""
-
-    code: str
-    message: str
-    where: str = ""
-
-
-class Reject(BaseModel):
-    doc_id: str
-    stage: str
-    attempts: int
-    reason: str
-    problems: list[Problem] = Field(default_factory=list)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from typing_extensions import TypedDict
+
+from gem_graph.contracts import Problem, Record, Reject
 
 
 def merge_counts(left: dict[str, int] | None, right: dict[str, int] | None) -> dict[str, int]:
     """Reducer for per-stage attempt counters: later writes win per stage."""
     return {**(left or {}), **(right or {})}
+
+
+class RejectReason(TypedDict):
+    """Why a node refused the document; the `reject` node turns it into a `Reject`."""
+
+    code: str
+    reason: str
+    problems: NotRequired[list[Problem]]
 
 
 class GemInput(TypedDict):
@@ -26,8 +36,8 @@ class GemOutput(TypedDict):
     kept record, so a caller can save it; records refer to it by name and content hash.
     """
 
-    records: list[dict[str, Any]]
-    rejects: list[dict[str, Any]]
+    records: list[Record]
+    rejects: list[Reject]
     usage: list[dict[str, Any]]
     environments: list[dict[str, Any]]
 
@@ -50,9 +60,9 @@ class GemState(TypedDict, total=False):
     attempts: Annotated[dict[str, int], merge_counts]
     refined: bool
     refine_problems: list[dict[str, Any]]
-    reject_reason: dict[str, Any]
-    records: Annotated[list[dict[str, Any]], operator.add]
-    rejects: Annotated[list[dict[str, Any]], operator.add]
+    reject_reason: RejectReason
+    records: Annotated[list[Record], operator.add]
+    rejects: Annotated[list[Reject], operator.add]
     usage: Annotated[list[dict[str, Any]], operator.add]
     environments: Annotated[list[dict[str, Any]], operator.add]
 
@@ -65,7 +75,7 @@ class CorpusInput(TypedDict):
 
 class CorpusState(TypedDict, total=False):
     documents: list[dict[str, Any]]
-    records: Annotated[list[dict[str, Any]], operator.add]
-    rejects: Annotated[list[dict[str, Any]], operator.add]
+    records: Annotated[list[Record], operator.add]
+    rejects: Annotated[list[Reject], operator.add]
     usage: Annotated[list[dict[str, Any]], operator.add]
     environments: Annotated[list[dict[str, Any]], operator.add]

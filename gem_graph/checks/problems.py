@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import Final
 
+from gem_graph.contracts.record import Problem
 
-class ProblemDict(TypedDict):
-    code: str
-    message: str
-    where: str
+ProblemDict = Problem
+"""The problem record (`gem_graph.contracts.Problem`), under the name the checks use."""
 
 
 CODES: Final[frozenset[str]] = frozenset(

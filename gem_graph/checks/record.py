@@ -22,7 +22,7 @@ from gem_graph.dbstate import STATE_HASH_VERSION
 def check_record_claims(
     record: Mapping[str, Any],
     *,
-    environment_ref: Mapping[str, str],
+    environment_ref: Mapping[str, Any],
     tools: list[dict[str, Any]],
     final_state_sha256: str | None,
     state_diff: Any,

@@ -6,7 +6,7 @@ Public API:
 - `check_quotes(draft, text) -> list[ProblemDict]`: code `unsupported_by_source` for an
   `ExtractOutput` dump whose tools, steps or rules lack a quote, or quote words the text
   does not contain. With `text` None only the presence and length of quotes are checked.
-- `source_spans(blueprint, text) -> dict | None`: the record's `provenance.spans`, from the
+- `source_spans(blueprint, text) -> Spans | None`: the record's `provenance.spans`, from the
   `quotes` the extract stage keeps in the graph's blueprint; None without quotes.
 
 Matching is case-insensitive with whitespace runs collapsed; typographic apostrophes,
@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.contracts.record import RuleSpan, Spans, StepSpan
 
 MIN_QUOTE_WORDS = 2
 MAX_QUOTE_CHARS = 400
@@ -163,7 +164,7 @@ def _span(text: str, quote: Any) -> list[int] | None:
     return list(found) if found else None
 
 
-def source_spans(blueprint: Any, text: str) -> dict[str, Any] | None:
+def source_spans(blueprint: Any, text: str) -> Spans | None:
     """`{"tools": {name: [start, end]}, "steps": [{"workflow", "step", "span"}], "rules":
     [{"rule", "span"}]}` for a graph blueprint with `quotes`; a span is None if not found."""
     if not isinstance(blueprint, dict) or not isinstance(blueprint.get("quotes"), dict):
@@ -172,7 +173,7 @@ def source_spans(blueprint: Any, text: str) -> dict[str, Any] | None:
     tools = quotes.get("tools") if isinstance(quotes.get("tools"), dict) else {}
     step_quotes = _items(quotes.get("steps"))
     rule_quotes = _items(quotes.get("rules"))
-    steps = []
+    steps: list[StepSpan] = []
     for w_index, workflow in enumerate(_items(blueprint.get("workflows"))):
         quoted = _items(step_quotes[w_index]) if w_index < len(step_quotes) else []
         for s_index, step in enumerate(_items(workflow.get("steps"))):
@@ -180,7 +181,7 @@ def source_spans(blueprint: Any, text: str) -> dict[str, Any] | None:
             steps.append(
                 {"workflow": workflow.get("name"), "step": step, "span": _span(text, quote)}
             )
-    rules = [
+    rules: list[RuleSpan] = [
         {"rule": rule, "span": _span(text, rule_quotes[i] if i < len(rule_quotes) else None)}
         for i, rule in enumerate(_items(blueprint.get("rules")))
     ]

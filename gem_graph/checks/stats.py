@@ -1,7 +1,7 @@
 """Counts that describe a dialogue, and the behaviour-pattern quota.
 
 Public API:
-- `trajectory_stats(messages, patterns=None) -> dict`: the record's `stats` field, keys
+- `trajectory_stats(messages, patterns=None) -> DialogueStats`: the record's `stats`, keys
   `messages`, `user_turns`, `assistant_turns`, `tool_calls`, `distinct_tools`, `tool_errors`,
   `errors_recovered` (ints) and `patterns` (sorted distinct pattern names).
 - `check_patterns(patterns, minimum) -> list[ProblemDict]`: code `pattern_quota`.
@@ -16,6 +16,7 @@ from typing import Any
 
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.trajectory import call_name, iter_tool_calls
+from gem_graph.contracts.record import DialogueStats
 from gem_graph.schemas import PATTERNS
 
 MAX_PATTERN_USES = 2
@@ -33,7 +34,7 @@ def is_tool_error(content: Any) -> bool:
     return isinstance(value, dict) and "error" in value
 
 
-def trajectory_stats(messages: Any, patterns: Any = None) -> dict[str, Any]:
+def trajectory_stats(messages: Any, patterns: Any = None) -> DialogueStats:
     """Counts over a dialogue; malformed entries are skipped, never raised on.
 
     `errors_recovered` counts the tool errors that are followed, later in the dialogue, by a

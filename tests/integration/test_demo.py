@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
+from gem_graph.contracts import closed_schema, load_schema
 from gem_graph.demo import (
     REAL_MODEL_HINT,
     SCRIPTED_NOTICE,
@@ -108,6 +110,20 @@ def test_the_demo_keeps_and_rejects_the_expected_documents(demo_run):
         d for d, (status, _, _) in EXPECTED.items() if status == "kept"
     )
     assert result.summary["environments"] == 3
+
+
+def test_every_record_and_reject_the_demo_writes_matches_its_schema(demo_run):
+    """Closed schemas: a field written but missing from the types fails too."""
+    out, _, _ = demo_run
+    with RunStore(out) as store:
+        records = list(store.iter_records())
+        rejects = list(store.iter_rejects(include_failed=True))
+    assert records and rejects
+    for name, values in (("record.schema.json", records), ("reject.schema.json", rejects)):
+        validator = jsonschema.Draft202012Validator(closed_schema(load_schema(name)))
+        for value in values:
+            errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(value)]
+            assert not errors, (value.get("id") or value.get("doc_id"), errors[:5])
 
 
 def test_kept_tool_outputs_are_what_the_sandbox_returned(demo_run):
