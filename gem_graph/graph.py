@@ -21,7 +21,6 @@ what still fails ends as a reject record, never as an exception out of the graph
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,8 +30,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
 from gem_graph.environment import environment_ref
-from gem_graph.nodes import add_stage_loops, intake_node, route_intake, stage_context
-from gem_graph.records import build_record, build_reject
+from gem_graph.nodes import add_document_frame, add_stage_loops, stage_context
+from gem_graph.records import build_record
 from gem_graph.settings import Settings
 from gem_graph.stages.extract import check_blueprint_node, extract_node
 from gem_graph.stages.filter import filter_node
@@ -72,11 +71,7 @@ def build_gem_state_graph(
         )
         return {"records": [record], "environments": [env] if env else []}
 
-    async def reject(state: dict[str, Any]) -> dict[str, Any]:
-        return {"rejects": [build_reject(state)]}
-
     graph = StateGraph(GemState, input_schema=GemInput, output_schema=GemOutput)
-    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     first = add_stage_loops(
         graph,
         ctx,
@@ -95,14 +90,7 @@ def build_gem_state_graph(
             "verify": verify_node,
         },
     )
-    graph.add_node("emit", emit)
-    graph.add_node("reject", reject)
-    graph.add_edge(START, "intake")
-    graph.add_conditional_edges(
-        "intake", functools.partial(route_intake, ok=first), [first, "reject"]
-    )
-    graph.add_edge("emit", END)
-    graph.add_edge("reject", END)
+    add_document_frame(graph, settings=settings, first=first, emit=emit)
     return graph
 
 

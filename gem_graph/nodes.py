@@ -15,14 +15,14 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.errors import NodeError
-from langgraph.graph import StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, RetryPolicy
 from pydantic import ValidationError
 
 from gem_graph.checks.problems import problem
 from gem_graph.llm import StructuredLLM, is_retryable
 from gem_graph.pipeline import BY_NAME, LLM_STAGES, Mode, active_stages, next_stage
-from gem_graph.records import text_sha256
+from gem_graph.records import build_reject, text_sha256
 from gem_graph.schemas import Document
 from gem_graph.settings import Settings
 from gem_graph.stages.common import StageContext, route_attempt
@@ -228,3 +228,30 @@ def add_stage_loops(
         route = on_loop(functools.partial(route_attempt, ok=ok, caps=caps))
         graph.add_conditional_edges(node, route, sorted({*ok, *ok.values(), "reject"}))
     return stages[0]
+
+
+def add_document_frame(
+    graph: StateGraph[Any, Any, Any, Any],
+    *,
+    settings: Settings,
+    first: str,
+    emit: Any,
+) -> None:
+    """What every document graph has around its stages: intake, emit and reject.
+
+    Intake validates the document and sends it to `first` (or to reject); `emit` turns a
+    finished document into its outputs; reject writes the reject record.
+    """
+
+    async def reject(state: dict[str, Any]) -> dict[str, Any]:
+        return {"rejects": [build_reject(state)]}
+
+    graph.add_node("intake", functools.partial(intake_node, settings=settings))
+    graph.add_node("emit", emit)
+    graph.add_node("reject", reject)
+    graph.add_edge(START, "intake")
+    graph.add_conditional_edges(
+        "intake", functools.partial(route_intake, ok=first), [first, "reject"]
+    )
+    graph.add_edge("emit", END)
+    graph.add_edge("reject", END)

@@ -12,12 +12,11 @@ so the runner can use either. Records say `provenance.mode == "synthesizer"`.
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from gem_graph.checks.arguments import parse_arguments
@@ -34,8 +33,8 @@ from gem_graph.environment import (
 )
 from gem_graph.execution import Call, Parts
 from gem_graph.llm import invoke_model, message_text, usage_entry
-from gem_graph.nodes import add_stage_loops, intake_node, route_intake, stage_context
-from gem_graph.records import build_record, build_reject
+from gem_graph.nodes import add_document_frame, add_stage_loops, stage_context
+from gem_graph.records import build_record
 from gem_graph.settings import Settings
 from gem_graph.stages.common import StageContext, attempt_update
 from gem_graph.stages.implement import environment_from_state, environment_to_state
@@ -273,11 +272,7 @@ def build_synthesizer_state_graph(
         )
         return {"records": [record], "environments": [env]}
 
-    async def reject(state: dict[str, Any]) -> dict[str, Any]:
-        return {"rejects": [build_reject(state)]}
-
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)
-    graph.add_node("intake", functools.partial(intake_node, settings=settings))
     first = add_stage_loops(
         graph,
         ctx,
@@ -285,14 +280,7 @@ def build_synthesizer_state_graph(
         nodes={STAGE: synthesize_node, "judge": judge_node},
         checks={"check": check_node},
     )
-    graph.add_node("emit", emit)
-    graph.add_node("reject", reject)
-    graph.add_edge(START, "intake")
-    graph.add_conditional_edges(
-        "intake", functools.partial(route_intake, ok=first), [first, "reject"]
-    )
-    graph.add_edge("emit", END)
-    graph.add_edge("reject", END)
+    add_document_frame(graph, settings=settings, first=first, emit=emit)
     return graph
 
 
