@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from gem_graph.demo import demo_documents, demo_settings, load_demo_model
-from gem_graph.runner import RunOptions, run_corpus
+from gem_graph.run.runner import RunOptions, run_corpus
 
 
 def children_cpu() -> float:

@@ -55,9 +55,10 @@ from typing import Any, NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gem_graph.corpus import read_corpus  # noqa: E402
 from gem_graph.llm import aclose_chat_model, make_chat_model  # noqa: E402
-from gem_graph.runner import RunOptions, run_corpus  # noqa: E402
+from gem_graph.run.corpus import read_corpus  # noqa: E402
+from gem_graph.run.runner import RunOptions, run_corpus  # noqa: E402
+from gem_graph.run.workers import CorpusSource, run_corpus_workers  # noqa: E402
 from gem_graph.settings import HttpClient, ModelSettings, PipelineSettings, Settings  # noqa: E402
 from gem_graph.testing.openai_server import (  # noqa: E402
     Answer,
@@ -76,7 +77,6 @@ from gem_graph.testing.reference_replies import (  # noqa: E402
     reference_environment,
     trajectory_reply,
 )
-from gem_graph.workers import CorpusSource, run_corpus_workers  # noqa: E402
 
 TEXT = RETAIL_TEXT
 

@@ -331,7 +331,7 @@ def _cli_transport_default() -> dict[str, Any]:
 
 def _settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The flags that change `Settings`, shaped like it."""
-    from gem_graph.config import ConfigError, parse_attempts
+    from gem_graph.run.config import ConfigError, parse_attempts
 
     model = {
         "name": args.model,
@@ -376,8 +376,8 @@ def run_run(args: argparse.Namespace) -> int:
     """Run a corpus into RUN_DIR, print the summary; see the subcommand's help for codes."""
     from rich.console import Console
 
-    from gem_graph.config import ConfigError, build_settings, deep_merge, load_settings_file
-    from gem_graph.corpus import CorpusError, count_corpus, read_corpus
+    from gem_graph.run.config import ConfigError, build_settings, deep_merge, load_settings_file
+    from gem_graph.run.corpus import CorpusError, count_corpus, read_corpus
 
     try:
         file_data = load_settings_file(args.settings) if args.settings else {}
@@ -416,8 +416,8 @@ def run_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     # The model stack is imported only once the arguments are known to be usable.
     from gem_graph.llm import aclose_chat_model, make_chat_model
-    from gem_graph.report import render_summary
-    from gem_graph.runner import (
+    from gem_graph.run.report import render_summary
+    from gem_graph.run.runner import (
         EndpointUnreachable,
         RunError,
         RunOptions,
@@ -425,7 +425,7 @@ def run_run(args: argparse.Namespace) -> int:
         SettingsMismatch,
         run_corpus,
     )
-    from gem_graph.store import StoreError
+    from gem_graph.run.store import StoreError
 
     total = count_corpus(args.input)
     if total is not None and limit is not None:
@@ -447,7 +447,7 @@ def run_run(args: argparse.Namespace) -> int:
     )
     try:
         if workers > 1:
-            from gem_graph.workers import CorpusSource, run_corpus_workers
+            from gem_graph.run.workers import CorpusSource, run_corpus_workers
 
             source = CorpusSource(args.input, text_field=text_field, id_field=id_field)
             result = run_corpus_workers(source, settings=settings, options=options)
@@ -500,8 +500,8 @@ def run_stats(args: argparse.Namespace) -> int:
     """Print the summary of RUN_DIR's store."""
     from rich.console import Console
 
-    from gem_graph.report import render_summary
-    from gem_graph.store import RunStore, StoreError
+    from gem_graph.run.report import render_summary
+    from gem_graph.run.store import RunStore, StoreError
 
     try:
         with RunStore(args.run_dir) as store:

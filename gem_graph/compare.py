@@ -260,7 +260,7 @@ def compare_runs(summary_a: Mapping[str, Any], summary_b: Mapping[str, Any]) -> 
 
 def load_run_summary(run_dir: Path) -> dict[str, Any]:
     """Read a run folder's store and summarize it (the only I/O of this module)."""
-    from gem_graph.store import RunStore
+    from gem_graph.run.store import RunStore
 
     with RunStore(run_dir) as store:
         records = list(store.iter_records())
@@ -286,7 +286,7 @@ def compare_main(run_a: Path, run_b: Path) -> int:
     """CLI entry: print the comparison table of two run folders; 2 when one cannot be read."""
     from rich.console import Console
 
-    from gem_graph.store import StoreError
+    from gem_graph.run.store import StoreError
 
     console = Console()
     try:

@@ -111,8 +111,8 @@ async def run_demo(
     Re-running into the same folder resumes: finished documents are skipped. `llm` replaces
     the scripted demo model (tests pass their own instance to inspect its calls).
     """
-    from gem_graph.corpus import read_corpus
-    from gem_graph.runner import RunOptions, run_corpus
+    from gem_graph.run.corpus import read_corpus
+    from gem_graph.run.runner import RunOptions, run_corpus
 
     folder = demo_dir or default_demo_dir()
     settings = settings or demo_settings()
@@ -133,8 +133,8 @@ async def run_demo(
 
 def demo_main(out_dir: Path, tier: str | None) -> int:
     """`gem-graph demo`: run the offline demo, print its summary and how to go further."""
-    from gem_graph.report import summary_text
-    from gem_graph.runner import RunError
+    from gem_graph.run.report import summary_text
+    from gem_graph.run.runner import RunError
 
     print(SCRIPTED_NOTICE, file=sys.stderr)
     try:

@@ -417,7 +417,7 @@ def export_records(
 
 def _run_records(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The kept records of a run folder: its run store, or else a `records.jsonl` in it."""
-    from gem_graph.store import STORE_FILE, RunStore
+    from gem_graph.run.store import STORE_FILE, RunStore
 
     if (run_dir / STORE_FILE).is_file():
         with RunStore(run_dir) as store:
@@ -444,7 +444,7 @@ def export_main(run_dir: Path, fmt: str, out_path: Path | None) -> int:
     if not Path(run_dir).is_dir():
         print(f"{run_dir}: not a run folder", file=sys.stderr)
         return 2
-    from gem_graph.store import StoreError
+    from gem_graph.run.store import StoreError
 
     records = _run_records(Path(run_dir))
     errors: list[str] = []

@@ -103,7 +103,7 @@ def split_groups(groups: Iterable[str], *, val_fraction: float, seed: int) -> se
 
 def corpus_texts(corpus: Path, *, segment_chars: int) -> dict[str, str]:
     """`{document or segment id: text}` for a corpus, segmented as a run with this size does."""
-    from gem_graph.corpus import BadInput, read_corpus, segment_document
+    from gem_graph.run.corpus import BadInput, read_corpus, segment_document
 
     texts: dict[str, str] = {}
     for item in read_corpus(corpus):
@@ -338,7 +338,7 @@ def distill_run(
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError("val_fraction must be in [0, 1)")
     store = None
-    from gem_graph.store import STORE_FILE, RunStore
+    from gem_graph.run.store import STORE_FILE, RunStore
 
     if (run_dir / STORE_FILE).exists():
         store = RunStore(run_dir)
@@ -401,8 +401,8 @@ def distill_main(
     corpus: Path | None = None,
 ) -> int:
     """CLI entry: distill, print a short summary; 0 when at least one example was written."""
-    from gem_graph.corpus import CorpusError
-    from gem_graph.store import StoreError
+    from gem_graph.run.corpus import CorpusError
+    from gem_graph.run.store import StoreError
 
     try:
         result = distill_run(run_dir, out_dir, val_fraction=val_fraction, seed=seed, corpus=corpus)

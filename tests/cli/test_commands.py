@@ -69,9 +69,9 @@ async def test_synthesizer_mode_runs_through_the_runner(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graph"))
     from test_synthesizer_graph import TEXT, answer, gold
 
-    from gem_graph.runner import RunOptions, run_corpus
+    from gem_graph.run.runner import RunOptions, run_corpus
+    from gem_graph.run.store import RunStore
     from gem_graph.settings import PipelineSettings, Settings
-    from gem_graph.store import RunStore
     from gem_graph.testing.scripted import ScriptedChatModel, table_responder
 
     model = ScriptedChatModel(responder=table_responder({("synthesizer", "shop"): answer(gold(1))}))

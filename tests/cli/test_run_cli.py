@@ -25,7 +25,7 @@ from test_runner_helpers import (
     write_jsonl,
 )
 
-from gem_graph.store import RunStore
+from gem_graph.run.store import RunStore
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
 
 PACKAGE_ROOT = Path(gem_graph.__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from test_runner_helpers import CALLS_PER_KEPT, document, settings_toml, write_jsonl
 from test_runner_helpers import respond as answer
 
-from gem_graph.store import RunStore
+from gem_graph.run.store import RunStore
 from gem_graph.testing.openai_server import Answer, Fault, LoopbackOpenAIServer
 
 

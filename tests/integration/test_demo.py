@@ -22,6 +22,7 @@ from gem_graph.demo import (
     run_demo,
 )
 from gem_graph.export import export_main, parse_hermes
+from gem_graph.run.store import RunStore
 from gem_graph.sandbox import probe
 from gem_graph.schemas import (
     ExtractOutput,
@@ -30,7 +31,6 @@ from gem_graph.schemas import (
     JudgeOutput,
     TrajectoryOutput,
 )
-from gem_graph.store import RunStore
 from gem_graph.testing.scripted import ScriptedChatModel
 from gem_graph.verify import verify_records
 

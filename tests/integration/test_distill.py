@@ -15,7 +15,7 @@ import pytest
 
 from gem_graph.environment import environment_ref, load_environment, save_environment
 from gem_graph.records import text_sha256
-from gem_graph.store import RunStore
+from gem_graph.run.store import RunStore
 from gem_graph.synthesizer import INSTRUCTION, distill_main, distill_run, parse_target
 
 ENVIRONMENTS = Path(__file__).resolve().parents[2] / "environments"

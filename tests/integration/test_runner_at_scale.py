@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from gem_graph.runner import RunOptions, RunSummary, run_corpus
+from gem_graph.run.runner import RunOptions, RunSummary, run_corpus
+from gem_graph.run.store import RunStore
 from gem_graph.sandbox import probe
 from gem_graph.sandbox.forkserver import Zygote
 from gem_graph.settings import ModelSettings, PipelineSettings, SandboxSettings, Settings
-from gem_graph.store import RunStore
 from gem_graph.testing.reference_replies import (
     FILTER_OK,
     RETAIL_TEXT,

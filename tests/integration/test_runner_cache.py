@@ -6,11 +6,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
 from test_runner_helpers import document, fast_settings, respond, write_jsonl
 
-from gem_graph.cache import SQLiteLLMCache, normalize_llm_string
-from gem_graph.corpus import read_corpus
 from gem_graph.llm import make_chat_model
-from gem_graph.runner import RunOptions, run_corpus
-from gem_graph.store import RunStore
+from gem_graph.run.cache import SQLiteLLMCache, normalize_llm_string
+from gem_graph.run.corpus import read_corpus
+from gem_graph.run.runner import RunOptions, run_corpus
+from gem_graph.run.store import RunStore
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond, write_jsonl
 
-from gem_graph.corpus import read_corpus
 from gem_graph.llm import aclose_chat_model, make_chat_model
-from gem_graph.runner import EndpointUnreachable, RunOptions, RunSummary, run_corpus
-from gem_graph.store import RunStore
+from gem_graph.run.corpus import read_corpus
+from gem_graph.run.runner import EndpointUnreachable, RunOptions, RunSummary, run_corpus
+from gem_graph.run.store import RunStore
 from gem_graph.testing.openai_server import Answer, Fault, LoopbackOpenAIServer
 
 

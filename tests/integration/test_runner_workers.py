@@ -6,12 +6,12 @@ from pathlib import Path
 
 from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond, write_jsonl
 
-from gem_graph.corpus import read_corpus
 from gem_graph.llm import make_chat_model
-from gem_graph.runner import RunOptions, run_corpus, shard_of
-from gem_graph.store import RunStore
+from gem_graph.run.corpus import read_corpus
+from gem_graph.run.runner import RunOptions, run_corpus, shard_of
+from gem_graph.run.store import RunStore
+from gem_graph.run.workers import CorpusSource, run_corpus_workers, split
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
-from gem_graph.workers import CorpusSource, run_corpus_workers, split
 
 
 def corpus_rows() -> list[dict | str]:

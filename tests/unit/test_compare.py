@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from gem_graph.compare import compare_main, compare_runs, summarize_run
-from gem_graph.store import RunStore
+from gem_graph.run.store import RunStore
 
 
 def dialogue(calls: list[str]) -> list[dict[str, Any]]:

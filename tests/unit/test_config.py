@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gem_graph.config import (
+from gem_graph.run.config import (
     ConfigError,
     build_settings,
     differences,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gem_graph.corpus import (
+from gem_graph.run.corpus import (
     BadInput,
     CorpusError,
     count_corpus,

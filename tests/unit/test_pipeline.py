@@ -8,7 +8,6 @@ import pytest
 
 import gem_graph.prompts
 from gem_graph.cli import _settings_overrides, build_parser
-from gem_graph.config import build_settings, fingerprint, output_settings
 from gem_graph.pipeline import (
     LLM_STAGES,
     STAGES,
@@ -18,7 +17,8 @@ from gem_graph.pipeline import (
     prompt_versions,
 )
 from gem_graph.prompts import load_prompt
-from gem_graph.runner import cache_namespace
+from gem_graph.run.config import build_settings, fingerprint, output_settings
+from gem_graph.run.runner import cache_namespace
 from gem_graph.settings import AttemptSettings, PipelineSettings, Settings
 
 

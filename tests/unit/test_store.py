@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from gem_graph.store import RunStore, StoreError
+from gem_graph.run.store import RunStore, StoreError
 
 USAGE = {
     "filter": {"calls": 1, "input_tokens": 100, "output_tokens": 10, "seconds": 0.5},

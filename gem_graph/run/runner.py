@@ -30,8 +30,11 @@ from urllib.parse import urlsplit
 from langchain_core.language_models import BaseChatModel
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
-from gem_graph.cache import SQLiteLLMCache
-from gem_graph.config import (
+from gem_graph.contracts import make_reject
+from gem_graph.llm import summarize_usage
+from gem_graph.records import text_sha256
+from gem_graph.run.cache import SQLiteLLMCache
+from gem_graph.run.config import (
     differences,
     fingerprint,
     output_settings,
@@ -40,13 +43,10 @@ from gem_graph.config import (
     settings_snapshot,
     versions,
 )
-from gem_graph.contracts import make_reject
-from gem_graph.corpus import BadInput, CorpusItem, segment_document
-from gem_graph.llm import summarize_usage
-from gem_graph.records import text_sha256
-from gem_graph.report import ProgressDisplay, RunCounters
+from gem_graph.run.corpus import BadInput, CorpusItem, segment_document
+from gem_graph.run.report import ProgressDisplay, RunCounters
+from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
-from gem_graph.store import RunStore
 
 DEFAULT_SEGMENT_CHARS = 8_000
 DEFAULT_MAX_SEGMENTS = 25
@@ -101,7 +101,7 @@ class RunOptions:
     command: list[str] | None = None
     """The command line, recorded in the store."""
     workers: int = 1
-    """OS processes sharing the run (see `gem_graph.workers`); 1 runs in this process."""
+    """OS processes sharing the run (see `gem_graph.run.workers`); 1 runs in this process."""
     shard: tuple[int, int] | None = None
     """`(index, count)`: handle only the input entries `shard_of(position, count) == index`
     (positions count entries from 0 in corpus order, as `limit` does). Set by
@@ -646,12 +646,12 @@ async def run_corpus(
     `SettingsMismatch` when the folder was made with other output settings,
     `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
     document-level problems never raise. Runs over several processes
-    (`options.workers > 1`) go through `gem_graph.workers.run_corpus_workers`.
+    (`options.workers > 1`) go through `gem_graph.run.workers.run_corpus_workers`.
     """
     if options.workers != 1:
         raise RunError(
             "a run over several worker processes needs a corpus path and a model factory: "
-            "use gem_graph.workers.run_corpus_workers"
+            "use gem_graph.run.workers.run_corpus_workers"
         )
     check_options(settings, options)
     endpoint = options.endpoint or model_endpoint(llm)

@@ -40,11 +40,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from gem_graph.cache import SQLiteLLMCache
-from gem_graph.corpus import CorpusItem, read_corpus
 from gem_graph.llm import aclose_chat_model
-from gem_graph.report import ProgressDisplay, RunCounters
-from gem_graph.runner import (
+from gem_graph.run.cache import SQLiteLLMCache
+from gem_graph.run.corpus import CorpusItem, read_corpus
+from gem_graph.run.report import ProgressDisplay, RunCounters
+from gem_graph.run.runner import (
     RunError,
     RunOptions,
     RunSummary,
@@ -58,8 +58,8 @@ from gem_graph.runner import (
     run_shard,
     run_summary,
 )
+from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
-from gem_graph.store import RunStore
 
 ModelFactory = Callable[[Settings], BaseChatModel]
 """Builds the chat model in each worker; must be picklable (a module-level function)."""
