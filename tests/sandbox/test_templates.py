@@ -107,3 +107,18 @@ async def test_a_killed_template_costs_a_retry_not_a_verdict(tier: str) -> None:
             assert (await fresh.load())["ok"]
             assert (await fresh.call("take", {"item": "i1"}))["result"] == 0
         await episode.close()
+
+
+async def test_idle_templates_past_the_capacity_are_retired(tier: str) -> None:
+    async with Sandbox(test_settings(tier, templates=1)) as sandbox:
+        seen = []
+        for rows in (1, 2, 3):
+            other: DatabaseSpec = {"schema_sql": SCHEMA, "seed": {"items": SEED["items"][:rows]}}
+            async with await sandbox.open_episode(TOOLS, other) as episode:
+                assert (await episode.load())["ok"]
+            seen.extend(t.result() for t in sandbox._templates._entries.values())
+            await asyncio.sleep(0.2)  # its exit notice arrives: the template is idle
+        assert len(sandbox._templates._entries) == 1  # the others were retired
+        assert len(set(map(id, seen))) == 3
+        assert [t.alive for t in seen[:-1]] == [False, False]
+        assert sandbox.reaped_cpu_s > 0
