@@ -1,7 +1,8 @@
 """Compare two runs over the same texts (e.g. pipeline vs synthesizer mode), side by side.
 
 `summarize_run` and `compare_runs` are pure: they work on the lists a run store holds
-(records, rejects, usage rows). `compare_main` reads two run folders and prints the table.
+(records, rejects, usage rows). `load_run_summary` reads one run folder; `gem-graph compare`
+prints the table.
 """
 
 from __future__ import annotations
@@ -280,24 +281,3 @@ def load_run_summary(run_dir: Path) -> dict[str, Any]:
         stages=stages,
         name=run_dir.name,
     )
-
-
-def compare_main(run_a: Path, run_b: Path) -> int:
-    """CLI entry: print the comparison table of two run folders; 2 when one cannot be read."""
-    from rich.console import Console
-
-    from gem_graph.run.store import StoreError
-
-    console = Console()
-    try:
-        a, b = load_run_summary(run_a), load_run_summary(run_b)
-    except StoreError as exc:
-        Console(stderr=True).print(f"gem-graph compare: {exc}")
-        return 2
-    console.print(compare_runs(a, b).table())
-    if a["documents"] != b["documents"]:
-        console.print(
-            f"[yellow]note:[/] the runs finished different numbers of documents "
-            f"({a['documents']} vs {b['documents']}); compare runs over the same texts."
-        )
-    return 0

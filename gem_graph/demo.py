@@ -11,9 +11,7 @@ assistant guessed) so the validator loops can be seen repairing them.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,12 @@ REAL_MODEL_HINT = (
     "  export OPENAI_BASE_URL=http://localhost:8000/v1   # or pass --base-url\n"
     "  export OPENAI_API_KEY=...                         # if the server needs one\n"
     "  gem-graph run corpus.jsonl -o runs/mine --model <model-name>"
+)
+SANDBOX_HINT = (
+    "The sandbox needs Linux with Landlock and seccomp (see `python -c "
+    '"from gem_graph.sandbox import probe; print(probe())"`). The demo\'s tool code '
+    "is hand-written and trusted, so `gem-graph demo --tier none` runs it with "
+    "rlimits only."
 )
 
 
@@ -129,31 +133,3 @@ async def run_demo(
         settings=settings,
         options=options,
     )
-
-
-def demo_main(out_dir: Path, tier: str | None) -> int:
-    """`gem-graph demo`: run the offline demo, print its summary and how to go further."""
-    from gem_graph.run.report import summary_text
-    from gem_graph.run.runner import RunError
-
-    print(SCRIPTED_NOTICE, file=sys.stderr)
-    try:
-        result = asyncio.run(
-            run_demo(Path(out_dir), settings=demo_settings(tier), progress=sys.stderr.isatty())
-        )
-    except RunError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
-        if "sandbox" in str(exc):
-            print(
-                "The sandbox needs Linux with Landlock and seccomp (see `python -c "
-                '"from gem_graph.sandbox import probe; print(probe())"`). The demo\'s tool code '
-                "is hand-written and trusted, so `gem-graph demo --tier none` runs it with "
-                "rlimits only.",
-                file=sys.stderr,
-            )
-        return 1
-    print(summary_text(result.summary))
-    print(SCRIPTED_NOTICE)
-    print(f"Run folder: {out_dir}  (try: gem-graph export {out_dir} --format openai)")
-    print(REAL_MODEL_HINT)
-    return 0 if result.complete else 1

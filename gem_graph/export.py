@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -432,34 +432,40 @@ def _run_records(run_dir: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def export_main(run_dir: Path, fmt: str, out_path: Path | None) -> int:
-    """`gem-graph export`: write a run's records in `fmt` to `out_path` (stdout if None).
+@dataclass(frozen=True)
+class RunExport:
+    """What `export_run` wrote: the number of rows, and each skipped record's id and reason."""
 
-    Exit codes: 0 all records written, 1 some were skipped (reasons on stderr), 2 the run
-    or the format is unusable.
+    written: int
+    skipped: list[str]
+
+
+class UnusableRun(Exception):
+    """The format is unknown, or the run folder cannot be read; the message says which."""
+
+
+def export_run(run_dir: Path, fmt: str, out: Path | TextIO) -> RunExport:
+    """Write a run's records in `fmt` to the file `out` (created with its folder) or stream.
+
+    Records a format cannot represent are skipped and listed in the result. Raises
+    `UnusableRun` for an unknown format or a folder that holds no readable run; nothing
+    is created then.
     """
     if fmt not in EXPORTERS:
-        print(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
+        raise UnusableRun(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not Path(run_dir).is_dir():
-        print(f"{run_dir}: not a run folder", file=sys.stderr)
-        return 2
+        raise UnusableRun(f"{run_dir}: not a run folder")
     from gem_graph.run.store import StoreError
 
     records = _run_records(Path(run_dir))
-    errors: list[str] = []
+    skipped: list[str] = []
     try:
-        if out_path is None:
-            written = export_records(records, fmt, sys.stdout, errors=errors)
+        if isinstance(out, Path):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with out.open("w", encoding="utf-8") as handle:
+                written = export_records(records, fmt, handle, errors=skipped)
         else:
-            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-            with Path(out_path).open("w", encoding="utf-8") as handle:
-                written = export_records(records, fmt, handle, errors=errors)
+            written = export_records(records, fmt, out, errors=skipped)
     except (FileNotFoundError, StoreError, ValueError) as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    for error in errors:
-        print(f"skipped {error}", file=sys.stderr)
-    where = out_path if out_path is not None else "stdout"
-    print(f"wrote {written} {fmt} row(s) to {where}", file=sys.stderr)
-    return 1 if errors else 0
+        raise UnusableRun(str(exc)) from None
+    return RunExport(written=written, skipped=skipped)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,15 @@ from gem_graph.sandbox import (
     SandboxUnavailable,
 )
 from gem_graph.settings import Settings
+
+
+@dataclass(frozen=True)
+class UnreadableLine:
+    """A records line that is not a strict JSON value, kept so its verdict stays in order."""
+
+    line_number: int
+    error: str
+
 
 RECORD_WINDOW = 4
 """Records verified at once by `verify_records` (each in its own worker)."""
@@ -189,34 +198,6 @@ async def verify_records(
             for task in window:
                 task.cancel()
             await asyncio.gather(*window, return_exceptions=True)
-
-
-@dataclass(frozen=True)
-class UnreadableLine:
-    """A records line that is not a strict JSON value, kept so its result stays in order."""
-
-    line_number: int
-    error: str
-
-
-MAX_RECORD_BYTES = 32 * 2**20
-"""Longest records line `read_records` parses; a longer line is an `UnreadableLine`."""
-
-
-def read_records(lines: Iterable[str | bytes]) -> Iterator[Any]:
-    """Parse JSON lines strictly, skipping blank ones; a bad line becomes an `UnreadableLine`.
-
-    Lines may be `str`, or undecoded `bytes` so that invalid UTF-8 is one line's problem
-    rather than the file's. Parsing is `strictjson.loads`: duplicate keys, NaN, lone
-    surrogates, deep nesting and lines over `MAX_RECORD_BYTES` make a line unreadable.
-    """
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield strictjson.loads(line, max_bytes=MAX_RECORD_BYTES)
-        except strictjson.StrictJSONError as exc:
-            yield UnreadableLine(number, str(exc))
 
 
 async def _verify_record(

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from gem_graph.synthesizer.distill import distill_main, distill_run
+from gem_graph.synthesizer.distill import distill_run
 from gem_graph.synthesizer.format import (
     SECTIONS,
     SynthTarget,
@@ -29,7 +29,6 @@ __all__ = [
     "TargetFormatError",
     "build_synthesizer_graph",
     "build_synthesizer_state_graph",
-    "distill_main",
     "distill_run",
     "parse_target",
     "render_target",

@@ -21,7 +21,6 @@ import json
 import math
 import random
 import statistics
-import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -390,37 +389,3 @@ def distill_run(
     )
     result.files.append(card)
     return result
-
-
-def distill_main(
-    run_dir: Path,
-    out_dir: Path,
-    *,
-    val_fraction: float,
-    seed: int,
-    corpus: Path | None = None,
-) -> int:
-    """CLI entry: distill, print a short summary; 0 when at least one example was written."""
-    from gem_graph.run.corpus import CorpusError
-    from gem_graph.run.store import StoreError
-
-    try:
-        result = distill_run(run_dir, out_dir, val_fraction=val_fraction, seed=seed, corpus=corpus)
-    except (OSError, ValueError, StoreError, CorpusError) as exc:
-        print(f"gem-graph distill: {exc}", file=sys.stderr)
-        return 2
-    total = sum(result.counts.values())
-    print(
-        f"wrote {result.counts['train']} train and {result.counts['validation']} validation "
-        f"examples ({result.documents['train']} + {result.documents['validation']} source "
-        f"documents) to {result.out_dir}"
-    )
-    for reason, count in sorted(result.skipped.items()):
-        print(f"  left out {count}: {reason}")
-    if total == 0 and result.skipped.get("source text unavailable"):
-        print(
-            "  this run's store holds no source texts (it predates stored texts): pass the "
-            "run's corpus with --corpus",
-            file=sys.stderr,
-        )
-    return 0 if total else 1

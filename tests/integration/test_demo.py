@@ -10,18 +10,18 @@ from typing import Any
 import jsonschema
 import pytest
 
+from gem_graph.cli import main
 from gem_graph.contracts import closed_schema, load_schema
 from gem_graph.demo import (
     REAL_MODEL_HINT,
     SCRIPTED_NOTICE,
     default_demo_dir,
-    demo_main,
     demo_settings,
     load_demo_model,
     load_demo_responses,
     run_demo,
 )
-from gem_graph.export import export_main, parse_hermes
+from gem_graph.export import export_run, parse_hermes
 from gem_graph.run.store import RunStore
 from gem_graph.sandbox import probe
 from gem_graph.schemas import (
@@ -172,12 +172,12 @@ def test_flawed_first_attempts_were_repaired_by_the_validator_loops(demo_run):
 def test_demo_runs_export_to_tasks_and_hermes(demo_run, tmp_path: Path):
     out, _, _ = demo_run
     _, records, _ = stored(out)
-    assert export_main(out, "tasks", tmp_path / "tasks.jsonl") == 0
+    assert export_run(out, "tasks", tmp_path / "tasks.jsonl").skipped == []
     tasks = [json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().splitlines()]
     assert [t["expected_final_state_sha256"] for t in tasks] == [
         r["verification"]["final_state_sha256"] for r in records
     ]
-    assert export_main(out, "hermes", tmp_path / "hermes.jsonl") == 0
+    assert export_run(out, "hermes", tmp_path / "hermes.jsonl").skipped == []
     rows = [json.loads(line) for line in (tmp_path / "hermes.jsonl").read_text().splitlines()]
     for row, record in zip(rows, records, strict=True):
         calls = [c for m in record["messages"] for c in m.get("tool_calls") or []]
@@ -186,9 +186,10 @@ def test_demo_runs_export_to_tasks_and_hermes(demo_run, tmp_path: Path):
         ]
 
 
-def test_demo_main_says_the_replies_are_scripted_and_how_to_use_a_real_model(demo_run, capsys):
+def test_demo_says_the_replies_are_scripted_and_how_to_use_a_real_model(demo_run, capsys):
     out, _, _ = demo_run
-    assert demo_main(out, "standard") == 0  # resumes: every document is already finished
+    # resumes: every document is already finished
+    assert main(["demo", "-o", str(out), "--tier", "standard"]) == 0
     printed = capsys.readouterr()
     assert SCRIPTED_NOTICE in printed.out and "no model was called" in printed.out
     assert REAL_MODEL_HINT in printed.out

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from gem_graph.cli import main
 from gem_graph.environment import environment_ref, load_environment, save_environment
 from gem_graph.records import text_sha256
 from gem_graph.run.store import RunStore
-from gem_graph.synthesizer import INSTRUCTION, distill_main, distill_run, parse_target
+from gem_graph.synthesizer import INSTRUCTION, distill_run, parse_target
 
 ENVIRONMENTS = Path(__file__).resolve().parents[2] / "environments"
 
@@ -209,7 +210,10 @@ def test_texts_can_come_from_the_run_corpus(run, tmp_path, capsys) -> None:
             if parent is None
         )
     )
-    code = distill_main(run_dir, tmp_path / "data", val_fraction=0.0, seed=0, corpus=corpus)
+    data = tmp_path / "data"
+    code = main(
+        ["distill", str(run_dir), "-o", str(data), "--val-fraction", "0", "--corpus", str(corpus)]
+    )
     assert code == 0
     # shop-b's segments are not in this corpus file as separate texts: left out, reported
     assert "left out 2: source text unavailable" in capsys.readouterr().out
@@ -217,7 +221,7 @@ def test_texts_can_come_from_the_run_corpus(run, tmp_path, capsys) -> None:
 
 
 def test_the_main_entry_fails_cleanly_without_a_run(tmp_path, capsys) -> None:
-    assert distill_main(tmp_path / "nothing", tmp_path / "out", val_fraction=0.1, seed=0) == 2
+    assert main(["distill", str(tmp_path / "nothing"), "-o", str(tmp_path / "out")]) == 2
     assert "holds no run store" in capsys.readouterr().err
 
 

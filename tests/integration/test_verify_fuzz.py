@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from gem_graph import strictjson
 from gem_graph.checks.problems import CODES
+from gem_graph.cli.records import read_records
 from gem_graph.resources import data_dir
 from gem_graph.sandbox import probe
 from gem_graph.settings import SandboxSettings, Settings
-from gem_graph.verify import read_records, verify_records
+from gem_graph.verify import verify_records
 
 RETAIL = data_dir("environments") / "retail"
 TIER = "standard"

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from gem_graph.cli.train import EXIT_OK, EXIT_USAGE, main, train_main
 from gem_graph.train import (
     CHATML_TEMPLATE,
-    EXIT_OK,
-    EXIT_USAGE,
     TRAIN_FILE,
     VALIDATION_FILE,
     TrainConfig,
-    main,
-    train_main,
 )
 
 HAVE_EXTRA = all(find_spec(name) for name in ("torch", "transformers", "trl", "peft", "datasets"))

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from gem_graph.compare import compare_main, compare_runs, summarize_run
+from gem_graph.cli import main
+from gem_graph.compare import compare_runs, summarize_run
 from gem_graph.run.store import RunStore
 
 
@@ -193,10 +194,10 @@ def _store(run_dir: Path, data: dict[str, Any]) -> None:
         store.finish_session(session, processed=len(by_doc), stopped_reason=None)
 
 
-def test_compare_main_reads_two_run_folders(tmp_path: Path, capsys) -> None:
+def test_compare_command_reads_two_run_folders(tmp_path: Path, capsys) -> None:
     _store(tmp_path / "pipe", PIPELINE)
     _store(tmp_path / "synth", SYNTH)
-    assert compare_main(tmp_path / "pipe", tmp_path / "synth") == 0
+    assert main(["compare", str(tmp_path / "pipe"), str(tmp_path / "synth")]) == 0
     out = capsys.readouterr().out
     assert "pipe (pipeline)" in out and "synth (synthesizer)" in out
     line = next(line for line in out.splitlines() if "model calls per kept" in line)
@@ -204,5 +205,5 @@ def test_compare_main_reads_two_run_folders(tmp_path: Path, capsys) -> None:
     assert json.dumps(None) not in line
 
 
-def test_compare_main_reports_a_missing_run(tmp_path: Path) -> None:
-    assert compare_main(tmp_path / "nope", tmp_path / "nope2") == 2
+def test_compare_command_reports_a_missing_run(tmp_path: Path) -> None:
+    assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "nope2")]) == 2

@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
+from gem_graph.cli import main
 from gem_graph.export import (
     ExportError,
-    export_main,
+    RunExport,
+    UnusableRun,
     export_records,
+    export_run,
     parse_hermes,
     to_hermes,
     to_openai,
@@ -256,12 +259,22 @@ def test_export_records_skips_or_raises_on_records_it_cannot_represent():
         export_records([], "csv", io.StringIO())
 
 
-def test_export_main_reads_a_records_jsonl_run_folder(tmp_path: Path, capsys):
+def test_export_run_reads_a_records_jsonl_run_folder(tmp_path: Path):
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOLD))
     target = tmp_path / "out" / "hermes.jsonl"
-    assert export_main(tmp_path, "hermes", target) == 0
+    assert export_run(tmp_path, "hermes", target) == RunExport(written=len(GOLD), skipped=[])
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [parse_hermes(r["text"]) for r in rows] == [record_calls(r) for r in GOLD]
-    assert f"wrote {len(GOLD)} hermes row(s)" in capsys.readouterr().err
-    assert export_main(tmp_path, "yaml", None) == 2
-    assert export_main(tmp_path / "missing", "openai", None) == 2
+    with pytest.raises(UnusableRun, match="unknown format"):
+        export_run(tmp_path, "yaml", io.StringIO())
+    with pytest.raises(UnusableRun, match="not a run folder"):
+        export_run(tmp_path / "missing", "openai", io.StringIO())
+
+
+def test_export_command_reports_rows_and_problems_on_stderr(tmp_path: Path, capsys):
+    (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in GOLD))
+    target = tmp_path / "out" / "hermes.jsonl"
+    assert main(["export", str(tmp_path), "--format", "hermes", "-o", str(target)]) == 0
+    assert f"wrote {len(GOLD)} hermes row(s) to {target}" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing"), "--format", "openai"]) == 2
+    assert capsys.readouterr().err == f"{tmp_path / 'missing'}: not a run folder\n"

@@ -11,10 +11,10 @@ from gem_graph import strictjson, verify
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.execution import compare_call
 from gem_graph.checks.problems import CODES
+from gem_graph.cli.records import MAX_RECORD_BYTES, UnreadableLine, read_records
 from gem_graph.environment import load_environment
 from gem_graph.resources import data_dir
 from gem_graph.sandbox import SandboxUnavailable
-from gem_graph.verify import MAX_RECORD_BYTES, UnreadableLine, read_records
 
 RETAIL = data_dir("environments") / "retail"
 SCHEMAS = {"lookup": {"type": "object", "properties": {"order_id": {"type": "string"}}}}

@@ -11,9 +11,9 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeAlias, get_args
+from typing import Any, TypeAlias, get_args
 
 from gem_graph import __version__
 from gem_graph.settings import SandboxTier, Settings
@@ -85,9 +85,34 @@ def add_demo(subparsers: Subparsers) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from gem_graph.demo import demo_main
+    """Run the offline demo, print its summary and how to go further; 0 when complete."""
+    from gem_graph.demo import (
+        REAL_MODEL_HINT,
+        SANDBOX_HINT,
+        SCRIPTED_NOTICE,
+        demo_settings,
+    )
+    from gem_graph.demo import run_demo as run_demo_corpus
+    from gem_graph.run.report import summary_text
+    from gem_graph.run.runner import RunError
 
-    return demo_main(args.output, args.tier)
+    print(SCRIPTED_NOTICE, file=sys.stderr)
+    try:
+        result = asyncio.run(
+            run_demo_corpus(
+                args.output, settings=demo_settings(args.tier), progress=sys.stderr.isatty()
+            )
+        )
+    except RunError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        if "sandbox" in str(exc):
+            print(SANDBOX_HINT, file=sys.stderr)
+        return EXIT_FAILED
+    print(summary_text(result.summary))
+    print(SCRIPTED_NOTICE)
+    print(f"Run folder: {args.output}  (try: gem-graph export {args.output} --format openai)")
+    print(REAL_MODEL_HINT)
+    return EXIT_OK if result.complete else EXIT_FAILED
 
 
 # ---- export -------------------------------------------------------------------------------
@@ -118,9 +143,20 @@ def add_export(subparsers: Subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from gem_graph.export import export_main
+    """Export a run; 0 all records written, 1 some skipped (reasons on stderr), 2 unusable."""
+    from gem_graph.export import UnusableRun, export_run
 
-    return export_main(args.run_dir, args.format, args.output)
+    try:
+        destination = sys.stdout if args.output is None else args.output
+        done = export_run(args.run_dir, args.format, destination)
+    except UnusableRun as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    for reason in done.skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    where = args.output if args.output is not None else "stdout"
+    print(f"wrote {done.written} {args.format} row(s) to {where}", file=sys.stderr)
+    return EXIT_FAILED if done.skipped else EXIT_OK
 
 
 # ---- distill, train-synthesizer, compare --------------------------------------------------
@@ -149,20 +185,43 @@ def add_distill(subparsers: Subparsers) -> None:
 
 
 def run_distill(args: argparse.Namespace) -> int:
-    from gem_graph.synthesizer.distill import distill_main
+    """Distill, print a short summary; 0 when at least one example was written."""
+    from gem_graph.run.corpus import CorpusError
+    from gem_graph.run.store import StoreError
+    from gem_graph.synthesizer.distill import distill_run
 
-    return distill_main(
-        args.run_dir,
-        args.output,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        corpus=args.corpus,
+    try:
+        result = distill_run(
+            args.run_dir,
+            args.output,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            corpus=args.corpus,
+        )
+    except (OSError, ValueError, StoreError, CorpusError) as exc:
+        print(f"gem-graph distill: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    counts, documents = result.counts, result.documents
+    print(
+        f"wrote {counts['train']} train and {counts['validation']} validation examples "
+        f"({documents['train']} + {documents['validation']} source documents) to "
+        f"{result.out_dir}"
     )
+    for reason, count in sorted(result.skipped.items()):
+        print(f"  left out {count}: {reason}")
+    total = sum(counts.values())
+    if total == 0 and result.skipped.get("source text unavailable"):
+        print(
+            "  this run's store holds no source texts (it predates stored texts): pass the "
+            "run's corpus with --corpus",
+            file=sys.stderr,
+        )
+    return EXIT_OK if total else EXIT_FAILED
 
 
 def add_train_synthesizer(subparsers: Subparsers) -> None:
     """Register `gem-graph train-synthesizer DATA_DIR --base-model M -o OUT`."""
-    from gem_graph.train import add_train_arguments, run_from_args
+    from gem_graph.cli.train import add_train_arguments, run_from_args
 
     parser = subparsers.add_parser(
         "train-synthesizer",
@@ -185,9 +244,25 @@ def add_compare(subparsers: Subparsers) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from gem_graph.compare import compare_main
+    """Print the comparison table of two run folders; 2 when one cannot be read."""
+    from rich.console import Console
 
-    return compare_main(args.run_a, args.run_b)
+    from gem_graph.compare import compare_runs, load_run_summary
+    from gem_graph.run.store import StoreError
+
+    console = Console()
+    try:
+        a, b = load_run_summary(args.run_a), load_run_summary(args.run_b)
+    except StoreError as exc:
+        Console(stderr=True).print(f"gem-graph compare: {exc}")
+        return EXIT_USAGE
+    console.print(compare_runs(a, b).table())
+    if a["documents"] != b["documents"]:
+        console.print(
+            f"[yellow]note:[/] the runs finished different numbers of documents "
+            f"({a['documents']} vs {b['documents']}); compare runs over the same texts."
+        )
+    return EXIT_OK
 
 
 # ---- run ----------------------------------------------------------------------------------
@@ -567,9 +642,15 @@ def run_verify(args: argparse.Namespace) -> int:
     line is that line's `invalid_record` verdict and the command goes on. Verdicts are
     printed as ASCII JSON, which any terminal or pipe accepts.
     """
+    from gem_graph.cli.records import (
+        MAX_RECORD_BYTES,
+        RecordsFileError,
+        bounded_lines,
+        read_records,
+    )
     from gem_graph.environment import EnvironmentFormatError, load_environment
     from gem_graph.sandbox import SandboxUnavailable
-    from gem_graph.verify import MAX_RECORD_BYTES, read_records, verify_records
+    from gem_graph.verify import verify_records
 
     try:
         load_environment(args.env)
@@ -589,7 +670,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
     async def verify_all() -> bool:
         all_ok = True
-        lines = _bounded_lines(records_file, MAX_RECORD_BYTES, str(args.records))
+        lines = bounded_lines(records_file, MAX_RECORD_BYTES, str(args.records))
         async for result in verify_records(args.env, read_records(lines), settings):
             all_ok = all_ok and result.get("ok") is True
             print(_explained(result) if args.explain else _verdict_json(result), flush=True)
@@ -600,30 +681,9 @@ def run_verify(args: argparse.Namespace) -> int:
             all_ok = asyncio.run(verify_all())
     except SandboxUnavailable as exc:
         raise UsageError(f"the sandbox cannot run at the requested tier: {exc}") from None
+    except RecordsFileError as exc:
+        raise UsageError(str(exc)) from None
     return EXIT_OK if all_ok else EXIT_FAILED
-
-
-def _bounded_lines(stream: BinaryIO, limit: int, name: str) -> Iterator[bytes]:
-    """The lines of `stream` without their newline, holding at most `limit + 1` bytes.
-
-    A longer line is cut there (so it reads as oversized) and its rest skipped, which keeps
-    the line numbers right. A read failure is a `UsageError` naming the file.
-    """
-    try:
-        while True:
-            line = stream.readline(limit + 1)
-            if not line:
-                return
-            if line.endswith(b"\n"):
-                line = line[:-1]
-            elif len(line) > limit:
-                while True:
-                    rest = stream.readline(2**20)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-            yield line
-    except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc}") from None
 
 
 def _explained(result: dict[str, Any]) -> str:
@@ -679,7 +739,3 @@ def _verdict_json(result: dict[str, Any]) -> str:
             "final_state_sha256": None,
         }
         return json.dumps(fallback, ensure_ascii=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
