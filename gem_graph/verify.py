@@ -20,15 +20,15 @@ from gem_graph import strictjson
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.dialogue import DialogueContext, check_dialogue
 from gem_graph.checks.execution import compare_call, tool_message_content
-from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.record import check_record_claims
-from gem_graph.checks.tools import tool_parameters
-from gem_graph.checks.trajectory import (
+from gem_graph.checks.messages import (
     call_arguments,
     call_name,
     find_response,
     iter_tool_calls,
 )
+from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.record import check_record_claims
+from gem_graph.checks.tools import tool_parameters
 from gem_graph.dbstate import STATE_HASH_VERSION
 from gem_graph.environment import Environment, environment_ref, load_environment
 from gem_graph.execution import Call, Parts, compare_replays, replay_twice

@@ -30,8 +30,8 @@ from typing import Any
 
 from gem_graph.checks.arguments import parse_arguments
 from gem_graph.checks.grounding import stated_ids
+from gem_graph.checks.messages import call_arguments, call_name, iter_tool_calls, message_text
 from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.trajectory import call_arguments, call_name, iter_tool_calls, message_text
 
 _ASKS = re.compile(
     r"\b(please confirm|can you confirm|could you confirm|do you confirm|"

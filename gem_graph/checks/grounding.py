@@ -66,15 +66,15 @@ from typing import Any
 
 from gem_graph import strictjson
 from gem_graph.checks.evidence import Evidence
-from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.spans import UNIT_OR_ORDINAL, scenario_clock, time_spans, wordset
-from gem_graph.checks.tools import tool_parameters
-from gem_graph.checks.trajectory import (
+from gem_graph.checks.messages import (
     call_arguments,
     call_name,
     iter_tool_calls,
     message_text,
 )
+from gem_graph.checks.problems import ProblemDict, problem
+from gem_graph.checks.spans import UNIT_OR_ORDINAL, scenario_clock, time_spans, wordset
+from gem_graph.checks.tools import tool_parameters
 
 _NUMERIC_STRING = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
 _PHONE_STRING = re.compile(r"^\+?[\d\s().\-/]+$")

@@ -20,8 +20,8 @@ import re
 from typing import Any
 
 from gem_graph import strictjson
+from gem_graph.checks.messages import call_arguments, call_name, message_text
 from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.trajectory import call_arguments, call_name, message_text
 
 _DEF = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.MULTILINE)
 LEAK_RUN = 3

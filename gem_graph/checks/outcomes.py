@@ -35,10 +35,10 @@ from typing import Any
 
 from gem_graph import strictjson
 from gem_graph.checks import spans
+from gem_graph.checks.messages import call_name, message_text
 from gem_graph.checks.problems import ProblemDict, problem
 from gem_graph.checks.spans import wordset
 from gem_graph.checks.tools import tool_parameters
-from gem_graph.checks.trajectory import call_name, message_text
 
 _VERB_FORMS: dict[str, tuple[str, ...]] = {
     "cancel": ("cancelled", "canceled"),

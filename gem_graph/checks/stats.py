@@ -14,8 +14,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from gem_graph.checks.messages import call_name, iter_tool_calls
 from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.trajectory import call_name, iter_tool_calls
 from gem_graph.contracts.record import DialogueStats
 from gem_graph.schemas import PATTERNS
 

@@ -21,9 +21,9 @@ from langgraph.graph.state import CompiledStateGraph
 
 from gem_graph.checks.arguments import parse_arguments
 from gem_graph.checks.dialogue import check_dialogue
+from gem_graph.checks.messages import call_arguments, call_name, iter_tool_calls
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.checks.tools import check_tools
-from gem_graph.checks.trajectory import call_arguments, call_name, iter_tool_calls
 from gem_graph.dbstate import DatabaseBuildError, check_rows
 from gem_graph.environment import (
     Environment,

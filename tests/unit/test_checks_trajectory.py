@@ -6,13 +6,8 @@ import json
 
 import pytest
 
-from gem_graph.checks.trajectory import (
-    ToolCallSite,
-    check_trajectory,
-    find_response,
-    iter_tool_calls,
-    message_text,
-)
+from gem_graph.checks.messages import ToolCallSite, find_response, iter_tool_calls, message_text
+from gem_graph.checks.trajectory import check_trajectory
 
 
 def codes(problems):

@@ -9,9 +9,9 @@ from typing import Any
 from gem_graph import strictjson
 from gem_graph.checks import spans
 from gem_graph.checks.evidence import Evidence
+from gem_graph.checks.messages import message_text
 from gem_graph.checks.outcomes import check_outcomes
 from gem_graph.checks.problems import ProblemDict, problem
-from gem_graph.checks.trajectory import message_text
 
 from .contradictions import _contradiction, _referent_field, _referents
 from .extract import _extract
