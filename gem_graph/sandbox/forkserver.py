@@ -179,8 +179,7 @@ def _attach(handle: ForkedWorker, read_fd: int, write_fd: int) -> None:
 
 def _counted_below(child: ForkedWorker | None) -> float:
     """CPU a child template already reported for its own children (its exit total has it)."""
-    server = getattr(child, "template", None)
-    return server.reaped_cpu_s if isinstance(server, ForkServer) else 0.0
+    return child.serves.reaped_cpu_s if child is not None and child.serves is not None else 0.0
 
 
 class Zygote(ForkServer):
@@ -253,7 +252,7 @@ class Template(ForkServer):
     def __init__(self, zygote: Zygote, process: ForkedWorker) -> None:
         super().__init__(parent=zygote)
         self.process = process
-        process.template = self  # type: ignore[attr-defined]
+        process.serves = self
 
     @classmethod
     async def start(cls, zygote: Zygote, database: dict[str, Any], timeout: float) -> Template:

@@ -171,6 +171,8 @@ class ForkedWorker(WorkerHandle):
         self.nspid = pid
         self.pidfd = pidfd
         self.pid = _pid_from_pidfd(pidfd)
+        self.serves: ForkServer | None = None
+        """The fork server this child runs, when it is one (a template); its CPU reports."""
         self.exited: asyncio.Future[tuple[int | None, float | None]] = (
             asyncio.get_running_loop().create_future()
         )
