@@ -179,10 +179,10 @@ class Episode:
             try:
                 reply = await self._request(request, 65536, self._settings.build_timeout_s + 2)
             except _Fatal as exc:
+                # A schema that runs too long is stopped by the monitor's own build deadline
+                # (an invalid_database reply); a worker that does not answer at all, within
+                # a margin past it, is the machine's failure.
                 await self.close()
-                if exc.status == "timeout":
-                    message = f"building the database timed out: {exc.message}"
-                    raise InvalidDatabase(message) from exc
                 raise SandboxInfrastructureError(
                     f"worker failed to open the episode: {exc.message}"
                 ) from exc

@@ -279,8 +279,10 @@ class Template(ForkServer):
         except (TimeoutError, asyncio.IncompleteReadError, OSError, BadFrame, FrameTooLarge) as e:
             os.close(control)
             await process.kill()
-            if isinstance(e, TimeoutError) and zygote.alive:
-                raise InvalidDatabase(f"building the database timed out after {timeout}s") from e
+            if isinstance(e, TimeoutError):  # its own deadline answers for slow SQL first
+                raise SandboxInfrastructureError(
+                    f"the template did not answer within {timeout}s"
+                ) from e
             raise SandboxInfrastructureError(f"the template failed: {type(e).__name__}") from e
         except BaseException:
             os.close(control)

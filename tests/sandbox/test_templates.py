@@ -10,7 +10,13 @@ import pytest
 from sandbox_helpers import test_settings
 
 from gem_graph.dbstate import build_database, state_hash
-from gem_graph.sandbox import DatabaseSpec, InvalidDatabase, Sandbox, SandboxInfrastructureError
+from gem_graph.sandbox import (
+    DatabaseSpec,
+    InvalidDatabase,
+    Sandbox,
+    SandboxInfrastructureError,
+    forkserver,
+)
 
 SCHEMA = "CREATE TABLE items (id TEXT PRIMARY KEY, qty INTEGER NOT NULL);"
 SEED = {"items": [{"id": f"i{n}", "qty": n} for n in range(50)]}
@@ -122,3 +128,25 @@ async def test_idle_templates_past_the_capacity_are_retired(tier: str) -> None:
         assert len(set(map(id, seen))) == 3
         assert [t.alive for t in seen[:-1]] == [False, False]
         assert sandbox.reaped_cpu_s > 0
+
+
+async def test_a_slow_schema_is_invalid_but_a_silent_template_is_the_machines_fault(
+    tier: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow: DatabaseSpec = {
+        "schema_sql": "CREATE TABLE t (n);"
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "INSERT INTO t SELECT x FROM c;",
+        "seed": {},
+    }
+    async with Sandbox(test_settings(tier, build_timeout_s=0.5)) as sandbox:
+        with pytest.raises(InvalidDatabase, match="time budget"):  # the template's deadline
+            await sandbox.open_episode(TOOLS, slow)
+
+        async def silent(*_: object) -> dict[str, object]:
+            await asyncio.sleep(3600)
+            return {}
+
+        monkeypatch.setattr(forkserver, "read_frame", silent)
+        with pytest.raises(SandboxInfrastructureError, match="did not answer"):
+            await sandbox.open_episode(TOOLS, spec())
