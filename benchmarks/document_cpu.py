@@ -43,7 +43,7 @@ async def one_round(execute: bool) -> tuple[float, int]:
             iter(documents),
             llm=load_demo_model(),
             settings=settings,
-            options=RunOptions(run_dir=run_dir, progress=False, concurrency=4),
+            options=RunOptions(run_dir=run_dir, progress=False),
         )
         await asyncio.sleep(0.5)  # the sandbox's processes are reaped
         cpu = time.process_time() - start_self + children_cpu() - start_children

@@ -59,7 +59,13 @@ from gem_graph.llm import aclose_chat_model, make_chat_model  # noqa: E402
 from gem_graph.run.corpus import read_corpus  # noqa: E402
 from gem_graph.run.runner import RunOptions, run_corpus  # noqa: E402
 from gem_graph.run.workers import CorpusSource, run_corpus_workers  # noqa: E402
-from gem_graph.settings import HttpClient, ModelSettings, PipelineSettings, Settings  # noqa: E402
+from gem_graph.settings import (  # noqa: E402
+    HttpClient,
+    ModelSettings,
+    PipelineSettings,
+    RunSettings,
+    Settings,
+)
 from gem_graph.testing.openai_server import (  # noqa: E402
     Answer,
     Fault,
@@ -150,7 +156,14 @@ class ModelServer:
         return served
 
 
-def settings_for(base_url: str, *, execute: bool, http_client: HttpClient = "httpx") -> Settings:
+def settings_for(
+    base_url: str,
+    *,
+    execute: bool,
+    http_client: HttpClient = "httpx",
+    concurrency: int = 8,
+    workers: int = 1,
+) -> Settings:
     return Settings(
         model=ModelSettings(
             name="bench",
@@ -160,6 +173,7 @@ def settings_for(base_url: str, *, execute: bool, http_client: HttpClient = "htt
             http_client=http_client,
         ),
         pipeline=PipelineSettings(execute=execute, refine=False, judge=True),
+        run=RunSettings(concurrency=concurrency, workers=workers, cache=False),
     )
 
 
@@ -187,8 +201,14 @@ async def one_run(
 ) -> tuple[float, int, int]:
     """One run session (in this process, or over `workers` processes); returns (seconds,
     kept, processed)."""
-    settings = settings_for(base_url, execute=execute, http_client=http_client)
-    options = RunOptions(run_dir=run_dir, concurrency=concurrency, progress=False, workers=workers)
+    settings = settings_for(
+        base_url,
+        execute=execute,
+        http_client=http_client,
+        concurrency=concurrency,
+        workers=workers,
+    )
+    options = RunOptions(run_dir=run_dir, progress=False)
     started = time.perf_counter()
     if workers > 1:
         # Blocks this event loop while the workers run; nothing else uses it meanwhile.

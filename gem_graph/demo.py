@@ -20,7 +20,13 @@ from langchain_core.language_models import BaseChatModel
 
 from gem_graph.pipeline import mode_stages
 from gem_graph.resources import data_dir
-from gem_graph.settings import ModelSettings, PipelineSettings, SandboxSettings, Settings
+from gem_graph.settings import (
+    ModelSettings,
+    PipelineSettings,
+    RunSettings,
+    SandboxSettings,
+    Settings,
+)
 from gem_graph.testing.scripted import Reply, ScriptedChatModel, table_responder
 
 CORPUS_FILE = "corpus.jsonl"
@@ -98,6 +104,7 @@ def demo_settings(tier: str | None = None) -> Settings:
         model=ModelSettings(name=DEMO_MODEL_NAME, base_url=None, max_transport_retries=0),
         sandbox=sandbox,
         pipeline=PipelineSettings(execute=True, refine=True, judge=True),
+        run=RunSettings(concurrency=4, cache=False),
     )
 
 
@@ -122,7 +129,6 @@ async def run_demo(
     settings = settings or demo_settings()
     options = RunOptions(
         run_dir=Path(out_dir),
-        concurrency=4,
         progress=progress,
         preflight=False,
         command=["gem-graph", "demo"],

@@ -147,16 +147,18 @@ async def asynthesize(
     *,
     llm: BaseChatModel,
     settings: Settings | None = None,
-    concurrency: int = 8,
+    concurrency: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run the document graph over texts (strings, or `{"id", "text", "meta"}` dicts).
 
-    At most `concurrency` documents are in flight. Returns `{"records", "rejects", "usage",
-    "environments"}`.
+    At most `concurrency` documents are in flight (default: `settings.run.concurrency`).
+    Returns `{"records", "rejects", "usage", "environments"}`.
     """
+    settings = settings or Settings()
+    if concurrency is None:
+        concurrency = settings.run.concurrency
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    settings = settings or Settings()
     docs = _documents(texts)
     sandbox = None
     if settings.pipeline.execute:

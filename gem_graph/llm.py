@@ -24,7 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from gem_graph.contracts.record import Usage
-from gem_graph.settings import ModelSettings, StructuredMethod
+from gem_graph.settings import ModelSettings, Settings, StructuredMethod
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -44,11 +44,12 @@ def make_chat_model(settings: ModelSettings | None = None) -> BaseChatModel:
     """Build `ChatOpenAI` for any OpenAI-compatible endpoint.
 
     The API key comes only from `OPENAI_API_KEY` (servers that need none get "EMPTY").
-    Client retries are off: the graph's retry policy is the one retry layer.
+    Client retries are off: the graph's retry policy is the one retry layer. Without
+    `settings`, the model section of `Settings()` (so `GEM_MODEL` and other `GEM_*`).
     """
     from langchain_openai import ChatOpenAI
 
-    settings = settings or ModelSettings()
+    settings = settings or Settings().model
     return ChatOpenAI(
         model=settings.name,
         base_url=settings.base_url,

@@ -1,11 +1,26 @@
-"""One settings object: every model option, attempt cap and sandbox limit, by name."""
+"""One settings object: every model option, attempt cap, sandbox limit and run option.
+
+`Settings` is a pydantic-settings object. Constructed in code, its values come from the
+arguments, then `GEM_*` environment variables (`GEM_SANDBOX__TIER=strict`; `GEM_MODEL=m` is
+short for `GEM_MODEL__NAME=m`), then the defaults below. The command line adds its flags
+and a TOML file under them (`gem_graph.run.config.load_settings`, which also says where
+each value came from). Every flag and default is derived from these fields.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_text"]
 SandboxTier = Literal["strict", "standard", "none"]
@@ -13,18 +28,24 @@ HttpClient = Literal["httpx", "aiohttp"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ModelSettings(_Strict):
     """How to reach the chat model. The API key is never stored here: it comes from the env."""
 
-    name: str = Field(default_factory=lambda: os.environ.get("GEM_MODEL", "gpt-4o-mini"))
+    name: str = "gpt-4o-mini"
+    """Model name."""
     base_url: str | None = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL"))
+    """Server URL; the default is the OpenAI SDK's own OPENAI_BASE_URL."""
     temperature: float = 0.7
+    """Sampling temperature."""
     max_tokens: int | None = None
+    """Cap on the tokens of one model reply."""
     timeout_s: float = 120.0
+    """Seconds per model request."""
     structured_method: StructuredMethod = "auto"
+    """How replies are made to follow the stage's output schema."""
     http_client: HttpClient = "httpx"
     """The OpenAI SDK's HTTP transport. `aiohttp` (extra `[aiohttp]`) costs ~2 ms less CPU
     per request, which counts when one process keeps dozens of fast calls in flight; its
@@ -54,6 +75,7 @@ class SandboxSettings(_Strict):
     """Limits of the sandbox that executes synthesized tool code."""
 
     tier: SandboxTier = "standard"
+    """Sandbox isolation tier."""
     allow_unsafe_none: bool = False
     """`tier="none"` runs untrusted code with rlimits only; it must be opted into explicitly."""
     call_timeout_s: float = Field(default=5.0, gt=0)
@@ -81,10 +103,13 @@ class PipelineSettings(_Strict):
     """What the document graph does beyond the fixed stages."""
 
     mode: Literal["pipeline", "synthesizer"] = "pipeline"
-    """`synthesizer`: one model call writes tools, environment and dialogue (the paper's
-    Trajectory Synthesizer); the same checks and sandbox verification follow."""
+    """`pipeline`: the multi-stage GEM graph; `synthesizer`: one model call writes tools,
+    environment and dialogue (the paper's Trajectory Synthesizer); the same checks and
+    sandbox verification follow."""
     refine: bool = True
+    """Run the refine stage."""
     judge: bool = True
+    """Run the LLM judge."""
     execute: bool = True
     """Implement tools as code and replay every call in the sandbox."""
     keep_unrefined: bool = True
@@ -98,10 +123,90 @@ class PipelineSettings(_Strict):
     """More identical calls (same tool, same arguments) in a row than this is `repetition`."""
 
 
-class Settings(_Strict):
-    """Everything a run can be configured with. Immutable; derive variants with `model_copy`."""
+class RunSettings(_Strict):
+    """How a corpus run is carried out: its input, pace and resilience."""
+
+    concurrency: int = Field(default=8, ge=1)
+    """Documents in flight."""
+    workers: int = Field(default=1, ge=1)
+    """OS processes sharing the run and its concurrency; one per CPU core helps when the
+    client, not the model server, is the bottleneck."""
+    limit: int | None = Field(default=None, ge=0)
+    """Process at most this many input documents (counted before splitting)."""
+    requests_per_second: float | None = Field(default=None, gt=0)
+    """Model requests per second across the run."""
+    segment_chars: int | None = Field(default=None, ge=200)
+    """Split longer documents at paragraphs into segments of this size; unset means
+    min(8000, pipeline.max_text_chars)."""
+    max_segments: int = Field(default=25, ge=1)
+    """A document needing more segments than this is rejected as too long."""
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive documents failing on the model transport before the run stops."""
+    cache: bool | Path = True
+    """LLM response cache: true keeps RUN_DIR/llm_cache.sqlite, false none, or a path."""
+    text_field: str = "text"
+    """JSONL/Parquet field holding a document's text."""
+    id_field: str = "id"
+    """JSONL/Parquet field holding a document's id."""
+
+
+SECTIONS = ("model", "attempts", "sandbox", "pipeline", "run")
+
+
+class _GemEnvironment(EnvSettingsSource):
+    """`GEM_*` variables, with `GEM_MODEL=name` as the long-standing short form of
+    `GEM_MODEL__NAME` (the `model` section would otherwise try to read it as JSON)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if field_name == "model" and isinstance(value, str) and not value.lstrip().startswith("{"):
+            return {"name": value}
+        return super().decode_complex_value(field_name, field, value)
+
+
+class Settings(BaseSettings):
+    """Everything a run can be configured with. Immutable; derive variants with `model_copy`.
+
+    `Settings(...)` reads `GEM_*` environment variables under its arguments;
+    `Settings.model_validate(data)` reads nothing but `data`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GEM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
 
     model: ModelSettings = Field(default_factory=ModelSettings)
     attempts: AttemptSettings = Field(default_factory=AttemptSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments over `GEM_*` variables; no `.env` or secrets files."""
+        return (init_settings, _GemEnvironment(settings_cls))
+
+    def updated(self, **sections: dict[str, Any]) -> Settings:
+        """A validated copy with some fields replaced, by section:
+        `settings.updated(run={"concurrency": 4}, sandbox={"tier": "strict"})`."""
+        data = self.model_dump()
+        for name, values in sections.items():
+            if name not in SECTIONS:
+                raise ValueError(f"unknown settings section {name!r}; expected {SECTIONS}")
+            data[name] = {**data[name], **values}
+        return type(self)(**data)
+
+
+def environment_values() -> dict[str, Any]:
+    """What the `GEM_*` environment variables set, shaped like `Settings` (not validated)."""
+    return dict(_GemEnvironment(Settings)())

@@ -1,20 +1,23 @@
 """`gem-graph train-synthesizer`: the options, the one-line errors and the progress lines.
 
 The training itself is `gem_graph.train.train_synthesizer`; this module only parses the
-command line, reports on stderr and returns the exit code. `python -m gem_graph.cli.train`
-runs the same command, e.g. under `accelerate launch` for several GPUs.
+command line (every option derived from `TrainConfig`), reports on stderr and returns the
+exit code. `python -m gem_graph.cli.train` runs the same command, e.g. under
+`accelerate launch` for several GPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from pydantic import ValidationError
 
-from gem_graph.cli import EXIT_OK, EXIT_USAGE
+from gem_graph.cli.common import EXIT_OK, EXIT_USAGE, Subparsers
+from gem_graph.cli.flags import Flag, add_flags, flag_values
 from gem_graph.train import (
     FULL_LEARNING_RATE,
     LORA_LEARNING_RATE,
@@ -23,60 +26,43 @@ from gem_graph.train import (
     train_synthesizer,
 )
 
+TRAIN_FLAGS = (
+    Flag("--base-model", "base_model", metavar="PATH_OR_NAME", required=True),
+    Flag("--full", "lora", sets=False, help="full fine-tuning instead of LoRA"),
+    Flag(
+        "--lr",
+        "learning_rate",
+        aliases=("--learning-rate",),
+        help=f"default {LORA_LEARNING_RATE:g} (LoRA) or {FULL_LEARNING_RATE:g} (--full)",
+    ),
+    Flag("--epochs", "epochs"),
+    Flag("--max-length", "max_length"),
+    Flag("--max-steps", "max_steps"),
+    Flag("--batch-size", "batch_size"),
+    Flag("--grad-accum", "gradient_accumulation_steps"),
+    Flag("--no-gradient-checkpointing", "gradient_checkpointing", sets=False),
+    Flag("--warmup-ratio", "warmup_ratio"),
+    Flag("--lr-scheduler", "lr_scheduler"),
+    Flag("--lora-r", "lora_r"),
+    Flag("--lora-alpha", "lora_alpha"),
+    Flag("--lora-dropout", "lora_dropout"),
+    Flag("--precision", "precision"),
+    Flag("--logging-steps", "logging_steps"),
+    Flag("--no-checkpoints", "save_checkpoints", sets=False, help="save no epoch checkpoints"),
+    Flag("--resume", "resume", sets=True),
+    Flag("--seed", "seed"),
+)
+
 
 def _say(message: str) -> None:
     print(f"gem-graph train: {message}", file=sys.stderr)
 
 
-def train_main(
-    data_dir: Path,
-    *,
-    base_model: str,
-    out_dir: Path,
-    lora: bool = True,
-    learning_rate: float | None = None,
-    epochs: float = 2,
-    max_length: int = 32768,
-    max_steps: int | None = None,
-    batch_size: int = 1,
-    gradient_accumulation_steps: int = 8,
-    gradient_checkpointing: bool = True,
-    warmup_ratio: float = 0.1,
-    lr_scheduler: str = "cosine",
-    lora_r: int = 16,
-    lora_alpha: int = 32,
-    lora_dropout: float = 0.05,
-    precision: Literal["auto", "bf16", "fp32"] = "auto",
-    logging_steps: int = 10,
-    save_checkpoints: bool = True,
-    resume: bool = False,
-    seed: int = 42,
-) -> int:
-    """`gem-graph train-synthesizer`: train, print problems as one line, return the exit code
-    (0 done, 2 a usage problem such as a missing extra or bad data). Progress and warnings
-    go to stderr."""
+def train_command(data_dir: Path, out_dir: Path, values: Mapping[str, Any]) -> int:
+    """Validate `values` as a `TrainConfig`, train, print problems as one line; return the
+    exit code (0 done, 2 a usage problem such as a missing extra or bad data)."""
     try:
-        config = TrainConfig(
-            base_model=base_model,
-            lora=lora,
-            learning_rate=learning_rate,
-            epochs=epochs,
-            max_length=max_length,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            gradient_checkpointing=gradient_checkpointing,
-            warmup_ratio=warmup_ratio,
-            lr_scheduler=lr_scheduler,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
-            precision=precision,
-            logging_steps=logging_steps,
-            save_checkpoints=save_checkpoints,
-            resume=resume,
-            seed=seed,
-        )
+        config = TrainConfig.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
@@ -90,69 +76,27 @@ def train_main(
     return EXIT_OK
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `train-synthesizer` options (also for `python -m gem_graph.cli.train`)."""
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="output of `distill`")
-    parser.add_argument("--base-model", required=True, metavar="PATH_OR_NAME")
     parser.add_argument("-o", "--out", dest="out_dir", type=Path, required=True, metavar="OUT")
-    parser.add_argument(
-        "--full", dest="lora", action="store_false", help="full fine-tuning instead of LoRA"
-    )
-    parser.add_argument(
-        "--lr",
-        "--learning-rate",
-        dest="learning_rate",
-        type=float,
-        help=f"default {LORA_LEARNING_RATE:g} (LoRA) or {FULL_LEARNING_RATE:g} (--full)",
-    )
-    parser.add_argument("--epochs", type=float, default=2)
-    parser.add_argument("--max-length", type=int, default=32768)
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs)")
-    parser.add_argument("--batch-size", type=int, default=1, help="per device")
-    parser.add_argument("--grad-accum", dest="gradient_accumulation_steps", type=int, default=8)
-    parser.add_argument(
-        "--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false"
-    )
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--lr-scheduler", default="cosine")
-    parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--lora-alpha", type=int, default=32)
-    parser.add_argument("--lora-dropout", type=float, default=0.05)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    parser.add_argument("--logging-steps", type=int, default=10)
-    parser.add_argument(
-        "--no-checkpoints", dest="save_checkpoints", action="store_false", help="save no epochs"
-    )
-    parser.add_argument("--resume", action="store_true", help="resume from OUT/checkpoints")
-    parser.add_argument("--seed", type=int, default=42)
+    add_flags(parser, TrainConfig, TRAIN_FLAGS)
 
 
-_ARGUMENT_NAMES = (
-    "lora",
-    "learning_rate",
-    "epochs",
-    "max_length",
-    "max_steps",
-    "batch_size",
-    "gradient_accumulation_steps",
-    "gradient_checkpointing",
-    "warmup_ratio",
-    "lr_scheduler",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "precision",
-    "logging_steps",
-    "save_checkpoints",
-    "resume",
-    "seed",
-)
+def register(subparsers: Subparsers) -> None:
+    """Register `gem-graph train-synthesizer DATA_DIR --base-model M -o OUT`."""
+    parser = subparsers.add_parser(
+        "train-synthesizer",
+        help="fine-tune a Trajectory Synthesizer on `gem-graph distill` output "
+        "(needs gem-graph[train])",
+    )
+    add_arguments(parser)
+    parser.set_defaults(command=handle)
 
 
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run `train_main` with the options parsed by `add_train_arguments`."""
-    options = {name: getattr(args, name) for name in _ARGUMENT_NAMES}
-    return train_main(args.data_dir, base_model=args.base_model, out_dir=args.out_dir, **options)
+def handle(args: argparse.Namespace) -> int:
+    """Train with the parsed options."""
+    return train_command(args.data_dir, args.out_dir, flag_values(args, TRAIN_FLAGS))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="gem-graph train-synthesizer",
         description="Fine-tune a Trajectory Synthesizer on the output of `gem-graph distill`.",
     )
-    add_train_arguments(parser)
-    return run_from_args(parser.parse_args(argv))
+    add_arguments(parser)
+    return handle(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,30 +1,32 @@
-"""Settings for a run: a TOML file shaped like `Settings`, command-line overrides on top,
-and the fingerprint of everything that changes a run's outputs.
+"""Loading settings for a run, saying where each value came from, and the fingerprint of
+everything that changes a run's outputs.
 
-The TOML file has the sections of `Settings` (`[model]`, `[attempts]`, `[sandbox]`,
-`[pipeline]`) and optionally a `[run]` section for runner options (`concurrency`,
-`segment_chars`, `requests_per_second`, …). The API key is never read from a file or a
-flag: only from `OPENAI_API_KEY`.
+Sources, each over the next: arguments, command-line flags, `GEM_*` environment variables,
+a TOML file shaped like `Settings` (`[model]`, `[attempts]`, `[sandbox]`, `[pipeline]`,
+`[run]`), the command line's own defaults, the field defaults. The API key is never read
+from a file, a flag or a `GEM_*` variable: only from `OPENAI_API_KEY`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from gem_graph import __version__
 from gem_graph.pipeline import BY_NAME, LLM_STAGES, prompt_versions
-from gem_graph.settings import Settings
+from gem_graph.settings import SECTIONS, Settings, environment_values
 
-SETTINGS_SECTIONS = ("model", "attempts", "sandbox", "pipeline")
-RUN_SECTION = "run"
+DEFAULT = "default"
 
 # Model options that change what the model answers; transport options (base_url, timeouts,
 # retries) do not, so changing them never blocks a resume.
@@ -34,6 +36,103 @@ _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "token")
 
 class ConfigError(Exception):
     """A settings file or override that cannot be used; reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Effective settings and, per dotted field name, where its value came from."""
+
+    settings: Settings
+    sources: dict[str, str]
+
+    def rows(self) -> Iterator[tuple[str, Any, str]]:
+        """`(name, value, source)` for every field, in declaration order."""
+        for name, value in leaves(settings_snapshot(self.settings)):
+            yield name, value, self.sources.get(name, DEFAULT)
+
+
+def load_settings(
+    *,
+    toml: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+    arguments: Mapping[str, Any] | None = None,
+    command_defaults: Mapping[str, Any] | None = None,
+) -> LoadedSettings:
+    """Settings from every source in priority order, with each value's provenance.
+
+    All mappings are shaped like `Settings` (`{"sandbox": {"tier": "strict"}}`);
+    `flag_names` maps dotted field names to the flag that sets them, for provenance.
+    """
+    file_data = load_settings_file(toml) if toml is not None else {}
+    environment = _environment()
+    names = dict(flag_names or {})
+    layers: list[tuple[Mapping[str, Any], Any]] = [
+        (command_defaults or {}, lambda name: "command-line default"),
+        (file_data, lambda name: f"file {toml}"),
+        (environment, _environment_name),
+        (flags or {}, lambda name: f"flag {names.get(name, '?')}"),
+        (arguments or {}, lambda name: "argument"),
+    ]
+    merged: dict[str, Any] = {}
+    for values, _ in layers:
+        merged = deep_merge(merged, values)
+    settings = _validated(merged)
+    sources: dict[str, str] = {}
+    for name, _value in leaves(settings.model_dump(mode="json")):
+        for values, label in reversed(layers):
+            if _has(values, name):
+                sources[name] = label(name)
+                break
+        else:
+            if name == "model.base_url" and os.environ.get("OPENAI_BASE_URL"):
+                sources[name] = "env OPENAI_BASE_URL"
+    return LoadedSettings(settings, sources)
+
+
+def _environment() -> dict[str, Any]:
+    try:
+        return environment_values()
+    except SettingsError as exc:
+        raise ConfigError(f"invalid GEM_* environment variable: {exc}") from None
+
+
+def _environment_name(name: str) -> str:
+    variable = "GEM_" + name.replace(".", "__").upper()
+    if name == "model.name" and variable not in {key.upper() for key in os.environ}:
+        variable = "GEM_MODEL"
+    return f"env {variable}"
+
+
+def _has(values: Mapping[str, Any], name: str) -> bool:
+    node: Any = values
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """`(dotted name, value)` of every non-mapping value of a nested mapping."""
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _validated(data: Mapping[str, Any]) -> Settings:
+    try:
+        # The environment is read again under these values; they already include it.
+        return Settings(**data)
+    except ValidationError as exc:
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+        ]
+        raise ConfigError("invalid settings: " + "; ".join(lines)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid GEM_* environment variable: {exc}") from None
 
 
 def load_settings_file(path: str | Path) -> dict[str, Any]:
@@ -47,11 +146,11 @@ def load_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"settings file {source} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"settings file {source} is not valid TOML: {exc}") from None
-    unknown = set(data) - {*SETTINGS_SECTIONS, RUN_SECTION}
+    unknown = set(data) - set(SECTIONS)
     if unknown:
         raise ConfigError(
             f"settings file {source}: unknown section(s) {sorted(unknown)}; expected "
-            f"{[*SETTINGS_SECTIONS, RUN_SECTION]}"
+            f"{list(SECTIONS)}"
         )
     secret = _find_secret(data)
     if secret:
@@ -83,21 +182,6 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
         else:
             merged[key] = value
     return merged
-
-
-def build_settings(
-    file_data: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None
-) -> Settings:
-    """Validate file data with overrides on top (both shaped like `Settings`)."""
-    data = deep_merge(file_data or {}, overrides or {})
-    data = {k: v for k, v in data.items() if k in SETTINGS_SECTIONS}
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        lines = [
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-        ]
-        raise ConfigError("invalid settings: " + "; ".join(lines)) from None
 
 
 def parse_attempts(values: Iterable[str]) -> dict[str, int]:

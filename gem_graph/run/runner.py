@@ -49,7 +49,6 @@ from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
 
 DEFAULT_SEGMENT_CHARS = 8_000
-DEFAULT_MAX_SEGMENTS = 25
 
 
 class RunError(Exception):
@@ -72,26 +71,14 @@ SANDBOX_FAILURE = "the sandbox failed"
 
 @dataclass
 class RunOptions:
-    """How a corpus run is carried out (what it produces is in `Settings`)."""
+    """One invocation of a run: where it writes and how it reports. How the run is carried
+    out (concurrency, limits, cache, segments) is `Settings.run`."""
 
     run_dir: Path
-    concurrency: int = 8
-    limit: int | None = None
-    """Process at most this many input documents (counted before splitting)."""
-    requests_per_second: float | None = None
-    """Model requests per second across the run (LangChain's `InMemoryRateLimiter`)."""
     force_new_settings: bool = False
     """Continue a run folder made with different output settings. Finished documents are
     kept as they are; only new and failed documents use the new settings."""
     progress: bool = True
-    cache_path: Path | None = None
-    """SQLite LLM response cache; None runs without one."""
-    segment_chars: int | None = None
-    """Segment size; None means min(8,000, settings.pipeline.max_text_chars)."""
-    max_segments: int = DEFAULT_MAX_SEGMENTS
-    """A document needing more segments than this is rejected as too long (likely not prose)."""
-    failure_threshold: int = 5
-    """Consecutive documents failing on the model transport before the run stops."""
     total: int | None = None
     """Input documents expected, for the progress bar's ETA."""
     endpoint: str | None = None
@@ -100,23 +87,31 @@ class RunOptions:
     """Check that the model server accepts connections before starting."""
     command: list[str] | None = None
     """The command line, recorded in the store."""
-    workers: int = 1
-    """OS processes sharing the run (see `gem_graph.run.workers`); 1 runs in this process."""
     shard: tuple[int, int] | None = None
     """`(index, count)`: handle only the input entries `shard_of(position, count) == index`
     (positions count entries from 0 in corpus order, as `limit` does). Set by
     the multi-process runner for each worker; None handles every document."""
 
-    def resolved_segment_chars(self, settings: Settings) -> int:
-        size = self.segment_chars or min(DEFAULT_SEGMENT_CHARS, settings.pipeline.max_text_chars)
-        if size > settings.pipeline.max_text_chars:
-            raise RunError(
-                f"segment size {size} is over the pipeline's max_text_chars "
-                f"({settings.pipeline.max_text_chars}); lower it or raise max_text_chars"
-            )
-        if size < 200:
-            raise RunError(f"segment size {size} is too small (minimum 200 characters)")
-        return size
+
+def segment_size(settings: Settings) -> int:
+    """The run's segment size: `run.segment_chars`, else min(8,000, max_text_chars)."""
+    size = settings.run.segment_chars or min(
+        DEFAULT_SEGMENT_CHARS, settings.pipeline.max_text_chars
+    )
+    if size > settings.pipeline.max_text_chars:
+        raise RunError(
+            f"segment size {size} is over the pipeline's max_text_chars "
+            f"({settings.pipeline.max_text_chars}); lower it or raise max_text_chars"
+        )
+    return size
+
+
+def cache_file(settings: Settings, run_dir: Path) -> Path | None:
+    """Where the LLM response cache lives: `run.cache` true → in the run folder."""
+    cache = settings.run.cache
+    if cache is True:
+        return run_dir / "llm_cache.sqlite"
+    return None if cache is False else Path(cache)
 
 
 @dataclass
@@ -204,7 +199,7 @@ def check_settings(
     store: RunStore, settings: Settings, options: RunOptions
 ) -> tuple[str, dict[str, Any]]:
     """Refuse a run folder made with output-changing settings unless forced; record ours."""
-    outputs = output_settings(settings, segment_chars=options.resolved_segment_chars(settings))
+    outputs = output_settings(settings, segment_chars=segment_size(settings))
     current = fingerprint(outputs)
     previous = store.get_meta("fingerprint")
     if previous is not None and previous != current and not options.force_new_settings:
@@ -214,6 +209,7 @@ def check_settings(
             f"{options.run_dir} was run with different settings ({shown}); use a new "
             "output folder, or pass --force-new-settings to continue it with the new ones"
         )
+    cache = cache_file(settings, options.run_dir)
     store.set_meta(
         {
             "fingerprint": current,
@@ -221,12 +217,14 @@ def check_settings(
             "settings": settings_snapshot(settings),
             "versions": versions(),
             "options": {
-                "concurrency": options.concurrency,
-                "limit": options.limit,
-                "requests_per_second": options.requests_per_second,
-                "segment_chars": options.resolved_segment_chars(settings),
-                "max_segments": options.max_segments,
-                "cache_path": str(options.cache_path) if options.cache_path else None,
+                "concurrency": settings.run.concurrency,
+                "limit": settings.run.limit,
+                "requests_per_second": settings.run.requests_per_second,
+                "segment_chars": segment_size(settings),
+                "max_segments": settings.run.max_segments,
+                "cache_path": str(cache)
+                if (cache := cache_file(settings, options.run_dir))
+                else None,
                 "command": options.command,
             },
         }
@@ -334,8 +332,8 @@ class _Runner:
         self.options = options
         self.fingerprint = settings_fingerprint
         self.endpoint = endpoint
-        self.segment_chars = options.resolved_segment_chars(settings)
-        self.max_chars = self.segment_chars * options.max_segments
+        self.segment_chars = segment_size(settings)
+        self.max_chars = self.segment_chars * settings.run.max_segments
         self.counters = counters if counters is not None else RunCounters(total=options.total)
         self.finished = store.finished_ids()
         self.seen: set[str] = set()
@@ -350,7 +348,7 @@ class _Runner:
         for item in items:
             if self.stopped_reason is not None:
                 break
-            if self.options.limit is not None and taken >= self.options.limit:
+            if self.settings.run.limit is not None and taken >= self.settings.run.limit:
                 break
             taken += 1
             shard = self.options.shard
@@ -362,7 +360,7 @@ class _Runner:
             if len(item["text"]) > self.max_chars:
                 reason = (
                     f"the text has {len(item['text']):,} characters, over the run's limit of "
-                    f"{self.max_chars:,} ({self.options.max_segments} segments of "
+                    f"{self.max_chars:,} ({self.settings.run.max_segments} segments of "
                     f"{self.segment_chars:,}); split the document before the run"
                 )
                 self._bad_input(BadInput(str(item["id"]), reason, meta=item.get("meta") or {}))
@@ -479,7 +477,7 @@ class _Runner:
             counters.failed += 1
             self.consecutive_failures += 1
             self.last_failure = str((reject or {}).get("reason") or "")
-            if self.consecutive_failures >= self.options.failure_threshold:
+            if self.consecutive_failures >= self.settings.run.failure_threshold:
                 self._stop()
             return
         self.consecutive_failures = 0
@@ -503,7 +501,7 @@ class _Runner:
     # ---- session ----------------------------------------------------------------------------
 
     async def run(self, items: Iterable[CorpusItem]) -> None:
-        workers_n = max(1, self.options.concurrency)
+        workers_n = self.settings.run.concurrency
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers_n)
         workers = [asyncio.create_task(self.work(queue)) for _ in range(workers_n)]
         try:
@@ -514,17 +512,6 @@ class _Runner:
         finally:
             for task in workers:
                 task.cancel()
-
-
-def check_options(settings: Settings, options: RunOptions) -> None:
-    """Raise `RunError` for options no run can use."""
-    if options.concurrency < 1:
-        raise RunError("concurrency must be at least 1")
-    if options.workers < 1:
-        raise RunError("workers must be at least 1")
-    if options.requests_per_second is not None and options.requests_per_second <= 0:
-        raise RunError("requests per second must be positive")
-    options.resolved_segment_chars(settings)
 
 
 @dataclass
@@ -557,9 +544,12 @@ async def run_shard(
     cache: SQLiteLLMCache | None = None
     sandbox: Any = None
     try:
-        if options.cache_path is not None:
-            cache = SQLiteLLMCache(options.cache_path, namespace=cache_namespace())
-        model = prepare_model(llm, cache=cache, requests_per_second=options.requests_per_second)
+        cache_path = cache_file(settings, options.run_dir)
+        if cache_path is not None:
+            cache = SQLiteLLMCache(cache_path, namespace=cache_namespace())
+        model = prepare_model(
+            llm, cache=cache, requests_per_second=settings.run.requests_per_second
+        )
         if settings.pipeline.execute:
             from gem_graph.sandbox import Sandbox, SandboxUnavailable
 
@@ -646,14 +636,14 @@ async def run_corpus(
     `SettingsMismatch` when the folder was made with other output settings,
     `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
     document-level problems never raise. Runs over several processes
-    (`options.workers > 1`) go through `gem_graph.run.workers.run_corpus_workers`.
+    (`settings.run.workers > 1`) go through `gem_graph.run.workers.run_corpus_workers`.
     """
-    if options.workers != 1:
+    if settings.run.workers != 1:
         raise RunError(
             "a run over several worker processes needs a corpus path and a model factory: "
             "use gem_graph.run.workers.run_corpus_workers"
         )
-    check_options(settings, options)
+    segment_size(settings)
     endpoint = options.endpoint or model_endpoint(llm)
     if options.preflight and endpoint:
         preflight(endpoint)

@@ -2,16 +2,16 @@
 
 One Python process running the document graph is CPU-bound long before the model server
 is (LangGraph, LangChain and the OpenAI client cost tens of milliseconds per document), so
-`run_corpus_workers` runs the same runner in `options.workers` processes:
+`run_corpus_workers` runs the same runner in `settings.run.workers` processes:
 
-- the parent checks the options, the endpoint and the settings, starts the session and
+- the parent checks the settings, the endpoint and the settings, starts the session and
   creates the LLM cache, so workers never race on initialisation;
 - every worker (a fresh "spawn" process) reads the whole corpus and handles the entries
   dealt to it round-robin in corpus order (`shard_of`), so a re-run of the same input gives
   each worker the same documents and the shares are even; it rebuilds the model from the
   settings with a picklable `model_factory`;
 - concurrency and the request rate are split across the workers (the total in flight stays
-  `options.concurrency`); every worker writes its documents to the same store (SQLite,
+  `run.concurrency`); every worker writes its documents to the same store (SQLite,
   `BEGIN IMMEDIATE` and a busy timeout) and its environments to `RUN_DIR/environments`;
 - workers report their counters to the parent as plain JSON over a pipe; the parent shows
   the live progress and, when one worker stops (the model server is down) or dies, stops the
@@ -42,13 +42,14 @@ from gem_graph.run.runner import (
     RunError,
     RunOptions,
     RunSummary,
+    cache_file,
     cache_namespace,
-    check_options,
     check_settings,
     close_session,
     model_endpoint,
     preflight,
     run_summary,
+    segment_size,
 )
 from gem_graph.run.store import RunStore
 from gem_graph.run.worker_process import (
@@ -109,14 +110,14 @@ def run_corpus_workers(
     options: RunOptions,
     model_factory: ModelFactory = settings_model,
 ) -> RunSummary:
-    """Run the corpus at `source` into `options.run_dir` with `options.workers` processes.
+    """Run the corpus at `source` into `options.run_dir` with `run.workers` processes.
 
     Same outcome, errors and summary as `run_corpus`; blocks until the workers are done.
     Workers are "spawn" processes: a script calling this needs the usual
     `if __name__ == "__main__":` guard, and `model_factory` must be a module-level function.
     """
-    check_options(settings, options)
-    count = min(options.workers, options.concurrency)
+    segment_size(settings)
+    count = min(settings.run.workers, settings.run.concurrency)
     endpoint = options.endpoint or model_endpoint(model_factory(settings))
     if options.preflight and endpoint:
         preflight(endpoint)
@@ -130,8 +131,9 @@ def run_corpus_workers(
     try:
         current, _ = check_settings(store, settings, options)
         session = store.start_session(current)
-        if options.cache_path is not None:
-            SQLiteLLMCache(options.cache_path, namespace=cache_namespace()).close()
+        cache_path = cache_file(settings, options.run_dir)
+        if cache_path is not None:
+            SQLiteLLMCache(cache_path, namespace=cache_namespace()).close()
         with _parent_signals():
             workers = _start(source, settings, options, model_factory, current, endpoint, count)
             with ProgressDisplay(counters, enabled=options.progress):
@@ -162,18 +164,22 @@ def _start(
     count: int,
 ) -> list[_Worker]:
     context = multiprocessing.get_context("spawn")
-    rps = options.requests_per_second
+    rps = settings.run.requests_per_second
     workers: list[_Worker] = []
-    for index, share in enumerate(split(options.concurrency, count)):
+    for index, share in enumerate(split(settings.run.concurrency, count)):
+        worker_settings = settings.model_copy(
+            update={
+                "run": settings.run.model_copy(
+                    update={
+                        "concurrency": share,
+                        "requests_per_second": rps / count if rps else None,
+                        "workers": 1,
+                    }
+                )
+            }
+        )
         worker_options = replace(
-            options,
-            concurrency=share,
-            requests_per_second=rps / count if rps else None,
-            progress=False,
-            preflight=False,
-            total=None,
-            workers=1,
-            shard=(index, count),
+            options, progress=False, preflight=False, total=None, shard=(index, count)
         )
         parent_end, child_end = context.Pipe()
         process = context.Process(
@@ -182,7 +188,7 @@ def _start(
                 child_end,
                 os.getpid(),
                 source,
-                settings,
+                worker_settings,
                 worker_options,
                 model_factory,
                 fingerprint,

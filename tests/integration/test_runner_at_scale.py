@@ -32,7 +32,13 @@ from gem_graph.run.runner import RunOptions, RunSummary, run_corpus
 from gem_graph.run.store import RunStore
 from gem_graph.sandbox import probe
 from gem_graph.sandbox.forkserver import Zygote
-from gem_graph.settings import ModelSettings, PipelineSettings, SandboxSettings, Settings
+from gem_graph.settings import (
+    ModelSettings,
+    PipelineSettings,
+    RunSettings,
+    SandboxSettings,
+    Settings,
+)
 from gem_graph.testing.reference_replies import (
     FILTER_OK,
     RETAIL_TEXT,
@@ -121,13 +127,15 @@ def settings() -> Settings:
         model=ModelSettings(name="scripted-at-scale", base_url=None, max_transport_retries=0),
         sandbox=SandboxSettings(tier="standard"),
         pipeline=PipelineSettings(execute=True, refine=False, judge=False),
+        run=RunSettings(cache=False),
     )
 
 
 async def run(items: list[dict[str, Any]], run_dir: Path, concurrency: int) -> RunSummary:
     model = ScriptedChatModel(responder=respond, model_name="scripted-at-scale")
-    options = RunOptions(run_dir=run_dir, progress=False, concurrency=concurrency)
-    return await run_corpus(items, llm=model, settings=settings(), options=options)
+    options = RunOptions(run_dir=run_dir, progress=False)
+    run_settings = settings().updated(run={"concurrency": concurrency})
+    return await run_corpus(items, llm=model, settings=run_settings, options=options)
 
 
 def stored_documents(run_dir: Path) -> dict[str, dict[str, Any]]:

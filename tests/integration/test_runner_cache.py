@@ -23,8 +23,8 @@ async def test_a_cached_rerun_into_a_new_folder_makes_no_model_calls(tmp_path):
     for name in ("first", "second"):
         # A new server each time: a different port must not change the cache key.
         with LoopbackOpenAIServer(respond) as server:
-            settings = fast_settings(base_url=server.base_url)
-            options = RunOptions(run_dir=tmp_path / name, cache_path=cache, progress=False)
+            settings = fast_settings(base_url=server.base_url).updated(run={"cache": cache})
+            options = RunOptions(run_dir=tmp_path / name, progress=False)
             result = await run_corpus(
                 read_corpus(corpus),
                 llm=make_chat_model(settings.model),

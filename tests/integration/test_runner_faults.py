@@ -13,6 +13,7 @@ from gem_graph.llm import aclose_chat_model, make_chat_model
 from gem_graph.run.corpus import read_corpus
 from gem_graph.run.runner import EndpointUnreachable, RunOptions, RunSummary, run_corpus
 from gem_graph.run.store import RunStore
+from gem_graph.settings import RunSettings
 from gem_graph.testing.openai_server import Answer, Fault, LoopbackOpenAIServer
 
 
@@ -22,6 +23,8 @@ async def run(path: Path, run_dir: Path, base_url: str, **options) -> RunSummary
         timeout_s=options.pop("timeout_s", 5.0),
         http_client=options.pop("http_client", "httpx"),
     )
+    run_values = {k: options.pop(k) for k in list(options) if k in RunSettings.model_fields}
+    settings = settings.updated(run=run_values)
     opts = RunOptions(run_dir=run_dir, progress=False, **options)
     llm = make_chat_model(settings.model)
     try:

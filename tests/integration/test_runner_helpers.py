@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gem_graph.settings import ModelSettings, PipelineSettings, Settings
+from gem_graph.settings import ModelSettings, PipelineSettings, RunSettings, Settings
 from gem_graph.testing.openai_server import Answer, Fault, requested_schema_name, structured_answer
 
 CALLS_PER_KEPT = 3
@@ -176,6 +176,7 @@ def fast_settings(**model: Any) -> Settings:
     return Settings(
         model=ModelSettings(**model_settings),
         pipeline=PipelineSettings(execute=False, refine=False, judge=False),
+        run=RunSettings(cache=False),
     )
 
 

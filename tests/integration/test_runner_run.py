@@ -25,6 +25,7 @@ from gem_graph.run.corpus import read_corpus
 from gem_graph.run.report import summary_text
 from gem_graph.run.runner import RunOptions, RunSummary, SettingsMismatch, prepare_model, run_corpus
 from gem_graph.run.store import RunStore
+from gem_graph.settings import RunSettings
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
 from gem_graph.testing.scripted import ScriptedChatModel, table_responder
 
@@ -38,6 +39,8 @@ def server():
 async def run(path: Path, run_dir: Path, server, **options) -> RunSummary:
     """One run in the test's event loop (the OpenAI client pools connections per loop)."""
     settings = options.pop("settings", None) or fast_settings(base_url=server.base_url)
+    run_values = {k: options.pop(k) for k in list(options) if k in RunSettings.model_fields}
+    settings = settings.updated(run=run_values)  # concurrency, limit, segment_chars, ...
     opts = RunOptions(run_dir=run_dir, progress=False, **options)
     llm = make_chat_model(settings.model)
     return await run_corpus(read_corpus(path), llm=llm, settings=settings, options=opts)
@@ -181,7 +184,8 @@ async def test_run_corpus_works_with_the_scripted_model(tmp_path):
     settings = fast_settings()
     items = [document(i) for i in range(3)]
     items = [{"id": d["id"], "text": d["text"], "meta": {}} for d in items]
-    options = RunOptions(run_dir=tmp_path / "run", progress=False, concurrency=2)
+    settings = settings.updated(run={"concurrency": 2})
+    options = RunOptions(run_dir=tmp_path / "run", progress=False)
     result = await run_corpus(items, llm=model, settings=settings, options=options)
     assert result.kept == 3
     stages = Counter(call.key.stage for call in model.calls)

@@ -30,16 +30,19 @@ def test_entries_are_dealt_evenly_and_the_concurrency_is_split():
 async def test_two_workers_process_every_document_once_with_the_counts_of_one(tmp_path: Path):
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows())
     with LoopbackOpenAIServer(respond) as server:
-        settings = fast_settings(base_url=server.base_url)
+        settings = fast_settings(base_url=server.base_url).updated(run={"concurrency": 4})
         one = await run_corpus(
             read_corpus(corpus),
             llm=make_chat_model(settings.model),
             settings=settings,
-            options=RunOptions(run_dir=tmp_path / "one", concurrency=4, progress=False),
+            options=RunOptions(run_dir=tmp_path / "one", progress=False),
         )
         requests_one = len(server.requests)
-        options = RunOptions(run_dir=tmp_path / "two", concurrency=4, progress=False, workers=2)
-        two = run_corpus_workers(CorpusSource(corpus), settings=settings, options=options)
+        two = run_corpus_workers(
+            CorpusSource(corpus),
+            settings=settings.updated(run={"workers": 2}),
+            options=RunOptions(run_dir=tmp_path / "two", progress=False),
+        )
         requests_two = len(server.requests) - requests_one
     assert (two.processed, two.kept, two.rejected, two.failed, two.stopped_reason) == (
         one.processed,

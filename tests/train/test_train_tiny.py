@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gem_graph.cli.train import EXIT_OK, EXIT_USAGE, main, train_main
+from gem_graph.cli.train import EXIT_OK, EXIT_USAGE, main, train_command
 from gem_graph.train import (
     CHATML_TEMPLATE,
     TRAIN_FILE,
@@ -177,18 +177,20 @@ def test_lora_training_lowers_the_loss_and_saves_a_loadable_merged_model(tmp_pat
     data = write_data(tmp_path / "data", TRAIN_ROWS, validation=[example("tram pass")])
     out = tmp_path / "out"
 
-    code = train_main(
+    code = train_command(
         data,
-        base_model=str(base),
-        out_dir=out,
-        learning_rate=5e-3,
-        max_steps=24,
-        max_length=256,
-        batch_size=2,
-        gradient_accumulation_steps=1,
-        gradient_checkpointing=False,
-        logging_steps=1,
-        save_checkpoints=False,
+        out,
+        {
+            "base_model": str(base),
+            "learning_rate": 5e-3,
+            "max_steps": 24,
+            "max_length": 256,
+            "batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "gradient_checkpointing": False,
+            "logging_steps": 1,
+            "save_checkpoints": False,
+        },
     )
 
     assert code == EXIT_OK
@@ -229,7 +231,7 @@ def test_full_fine_tuning_through_the_command_line(tmp_path):
 
 def test_missing_train_file_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "data").mkdir()
-    code = train_main(tmp_path / "data", base_model="unused", out_dir=tmp_path / "out")
+    code = train_command(tmp_path / "data", tmp_path / "out", {"base_model": "unused"})
     assert code == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
@@ -238,21 +240,21 @@ def test_missing_train_file_is_one_clear_line(tmp_path, capsys):
 
 def test_empty_train_file_is_refused(tmp_path, capsys):
     data = write_data(tmp_path / "data", [])
-    assert train_main(data, base_model="unused", out_dir=tmp_path / "out") == EXIT_USAGE
+    assert train_command(data, tmp_path / "out", {"base_model": "unused"}) == EXIT_USAGE
     assert "holds no examples" in capsys.readouterr().err
 
 
 def test_a_record_without_an_assistant_target_names_its_line(tmp_path, capsys):
     bad = {"messages": [{"role": "user", "content": "text only"}]}
     data = write_data(tmp_path / "data", [example("parcel"), bad])
-    assert train_main(data, base_model="unused", out_dir=tmp_path / "out") == EXIT_USAGE
+    assert train_command(data, tmp_path / "out", {"base_model": "unused"}) == EXIT_USAGE
     assert f"{TRAIN_FILE}:2" in capsys.readouterr().err
 
 
 def test_missing_extra_asks_for_the_extra(tmp_path, capsys, monkeypatch):
     data = write_data(tmp_path / "data", [example("parcel")])
     monkeypatch.setitem(__import__("sys").modules, "trl", None)  # import trl now fails
-    assert train_main(data, base_model="unused", out_dir=tmp_path / "out") == EXIT_USAGE
+    assert train_command(data, tmp_path / "out", {"base_model": "unused"}) == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "install gem-graph[train]" in err

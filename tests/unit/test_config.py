@@ -1,14 +1,16 @@
-"""Settings files, flag overrides, and the output-settings fingerprint."""
+"""Settings sources and their order, provenance, and the output-settings fingerprint."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from gem_graph.run.config import (
     ConfigError,
-    build_settings,
     differences,
     fingerprint,
+    load_settings,
     load_settings_file,
     output_settings,
     parse_attempts,
@@ -23,20 +25,105 @@ def write(tmp_path, text):
     return path
 
 
+def build_settings(values: dict[str, Any]) -> Any:
+    return load_settings(arguments=values).settings
+
+
+@pytest.fixture(autouse=True)
+def no_gem_environment(monkeypatch):
+    """The developer's own GEM_* variables must not leak into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("GEM_") or name == "OPENAI_BASE_URL":
+            monkeypatch.delenv(name)
+
+
 def test_a_settings_file_with_flag_overrides_on_top(tmp_path):
-    data = load_settings_file(
-        write(
+    loaded = load_settings(
+        toml=write(
             tmp_path,
             '[model]\nname = "m1"\ntemperature = 0.3\n[attempts]\nground = 5\n'
             "[pipeline]\njudge = false\n[run]\nconcurrency = 4\n",
-        )
+        ),
+        flags={"model": {"temperature": 0.9}, "attempts": {"extract": 1}},
     )
-    settings = build_settings(data, {"model": {"temperature": 0.9}, "attempts": {"extract": 1}})
+    settings = loaded.settings
     assert settings.model.name == "m1"
     assert settings.model.temperature == 0.9
     assert settings.attempts.ground == 5 and settings.attempts.extract == 1
     assert settings.pipeline.judge is False
-    assert data["run"] == {"concurrency": 4}
+    assert settings.run.concurrency == 4
+
+
+def test_sources_in_order_arguments_flags_environment_file(tmp_path, monkeypatch):
+    toml = write(
+        tmp_path,
+        '[model]\nname = "from-file"\ntemperature = 0.1\nmax_tokens = 100\n'
+        '[sandbox]\ntier = "none"\n[run]\nconcurrency = 2\nlimit = 7\n',
+    )
+    monkeypatch.setenv("GEM_MODEL__TEMPERATURE", "0.2")
+    monkeypatch.setenv("GEM_RUN__CONCURRENCY", "3")
+    monkeypatch.setenv("GEM_RUN__LIMIT", "9")
+    monkeypatch.setenv("GEM_SANDBOX__TIER", "strict")
+    loaded = load_settings(
+        toml=toml,
+        flags={"run": {"concurrency": 5, "limit": 11}},
+        flag_names={"run.concurrency": "--concurrency", "run.limit": "--limit"},
+        arguments={"run": {"limit": 13}},
+        command_defaults={"model": {"http_client": "aiohttp", "max_tokens": 50}},
+    )
+    settings = loaded.settings
+    assert settings.model.name == "from-file"
+    assert settings.model.max_tokens == 100  # the file beats the command line's default
+    assert settings.model.http_client == "aiohttp"
+    assert settings.model.temperature == 0.2  # the environment beats the file
+    assert settings.sandbox.tier == "strict"
+    assert settings.run.concurrency == 5  # a flag beats the environment
+    assert settings.run.limit == 13  # an argument beats a flag
+    sources = loaded.sources
+    assert sources["model.name"] == f"file {toml}"
+    assert sources["model.http_client"] == "command-line default"
+    assert sources["model.temperature"] == "env GEM_MODEL__TEMPERATURE"
+    assert sources["run.concurrency"] == "flag --concurrency"
+    assert sources["run.limit"] == "argument"
+    rows = {name: (value, source) for name, value, source in loaded.rows()}
+    assert rows["attempts.ground"] == (3, "default")
+    assert rows["sandbox.tier"] == ("strict", "env GEM_SANDBOX__TIER")
+
+
+def test_gem_model_is_short_for_the_model_name(monkeypatch):
+    from gem_graph.settings import Settings
+
+    monkeypatch.setenv("GEM_MODEL", "qwen3-8b")
+    monkeypatch.setenv("GEM_MODEL__TEMPERATURE", "0.4")
+    assert (Settings().model.name, Settings().model.temperature) == ("qwen3-8b", 0.4)
+    loaded = load_settings()
+    assert loaded.settings.model.name == "qwen3-8b"
+    assert loaded.sources["model.name"] == "env GEM_MODEL"
+    # Arguments to `Settings(...)` still win over the environment.
+    assert Settings(model={"name": "explicit"}).model.name == "explicit"
+
+
+def test_a_bad_environment_value_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("GEM_RUN__CONCURRENCY", "0")
+    with pytest.raises(ConfigError, match=r"run\.concurrency"):
+        load_settings()
+    monkeypatch.setenv("GEM_RUN__CONCURRENCY", "2")
+    monkeypatch.setenv("GEM_SANDBOX", "{not json")
+    with pytest.raises(ConfigError, match="GEM_"):
+        load_settings()
+
+
+def test_updated_validates_the_new_values():
+    from gem_graph.settings import Settings
+
+    settings = Settings().updated(run={"concurrency": 3}, sandbox={"tier": "strict"})
+    assert (settings.run.concurrency, settings.sandbox.tier) == (3, "strict")
+    with pytest.raises(ValueError, match="concurrency"):
+        settings.updated(run={"concurrency": 0})
+    with pytest.raises(ValueError, match="unknown settings section"):
+        settings.updated(runs={"concurrency": 2})
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 import gem_graph.prompts
-from gem_graph.cli import _settings_overrides, build_parser
+from gem_graph.cli import build_parser
+from gem_graph.cli.settings_flags import settings_from_args
 from gem_graph.pipeline import (
     LLM_STAGES,
     STAGES,
@@ -17,7 +18,7 @@ from gem_graph.pipeline import (
     prompt_versions,
 )
 from gem_graph.prompts import load_prompt
-from gem_graph.run.config import build_settings, fingerprint, output_settings
+from gem_graph.run.config import fingerprint, output_settings
 from gem_graph.run.runner import cache_namespace
 from gem_graph.settings import AttemptSettings, PipelineSettings, Settings
 
@@ -65,7 +66,7 @@ def test_attempts_flags_reach_every_stage_the_way_the_cli_reads_them(spec):
     args = build_parser().parse_args(
         ["run", "corpus.jsonl", "-o", "runs/x", "--attempts", f"{spec.name}=4"]
     )
-    settings = build_settings(None, _settings_overrides(args))
+    settings = settings_from_args(args).settings
     assert getattr(settings.attempts, spec.attempts) == 4
 
 
@@ -73,7 +74,7 @@ def test_the_synthesizer_attempts_flag_is_accepted():
     args = build_parser().parse_args(
         ["run", "corpus.jsonl", "-o", "runs/x", "--attempts", "synthesizer=4"]
     )
-    assert build_settings(None, _settings_overrides(args)).attempts.synthesizer == 4
+    assert settings_from_args(args).settings.attempts.synthesizer == 4
 
 
 def test_the_stages_each_mode_and_switch_runs():

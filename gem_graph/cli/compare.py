@@ -1,0 +1,41 @@
+"""`gem-graph compare`: two runs on the same texts, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gem_graph.cli.common import EXIT_OK, EXIT_USAGE, Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    """Register `gem-graph compare RUN_A RUN_B`."""
+    parser = subparsers.add_parser(
+        "compare",
+        help="side-by-side table of two runs on the same texts (e.g. pipeline vs synthesizer)",
+    )
+    parser.add_argument("run_a", type=Path, metavar="RUN_A")
+    parser.add_argument("run_b", type=Path, metavar="RUN_B")
+    parser.set_defaults(command=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Print the comparison table of two run folders; 2 when one cannot be read."""
+    from rich.console import Console
+
+    from gem_graph.compare import compare_runs, load_run_summary
+    from gem_graph.run.store import StoreError
+
+    console = Console()
+    try:
+        a, b = load_run_summary(args.run_a), load_run_summary(args.run_b)
+    except StoreError as exc:
+        Console(stderr=True).print(f"gem-graph compare: {exc}")
+        return EXIT_USAGE
+    console.print(compare_runs(a, b).table())
+    if a["documents"] != b["documents"]:
+        console.print(
+            f"[yellow]note:[/] the runs finished different numbers of documents "
+            f"({a['documents']} vs {b['documents']}); compare runs over the same texts."
+        )
+    return EXIT_OK
