@@ -16,300 +16,63 @@ Failure handling:
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.rate_limiters import InMemoryRateLimiter
 
 from gem_graph.contracts import make_reject
 from gem_graph.llm import summarize_usage
 from gem_graph.records import text_sha256
 from gem_graph.run.cache import SQLiteLLMCache
-from gem_graph.run.config import (
-    differences,
-    fingerprint,
-    output_settings,
-    prompt_versions,
-    redact_url,
-    settings_snapshot,
-    versions,
-)
+from gem_graph.run.config import redact_url
 from gem_graph.run.corpus import BadInput, CorpusItem, segment_document
+from gem_graph.run.endpoint import model_endpoint, preflight, prepare_model
+from gem_graph.run.environments import isolation_label, save_environments
+from gem_graph.run.options import (
+    DEFAULT_SEGMENT_CHARS,
+    FAILED_CODES,
+    SANDBOX_FAILURE,
+    EndpointUnreachable,
+    RunError,
+    RunOptions,
+    RunSummary,
+    SettingsMismatch,
+    cache_file,
+    segment_size,
+    shard_of,
+)
 from gem_graph.run.report import ProgressDisplay, RunCounters
+from gem_graph.run.session import cache_namespace, check_settings, close_session, run_summary
 from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
 
-DEFAULT_SEGMENT_CHARS = 8_000
-
-
-class RunError(Exception):
-    """A run that cannot start or cannot go on; the message is meant for the user."""
-
-
-class SettingsMismatch(RunError):
-    """The run folder was made with settings that produce different outputs."""
-
-
-class EndpointUnreachable(RunError):
-    """The model server cannot be reached."""
-
-
-FAILED_CODES = frozenset({"transport", "infrastructure"})
-SANDBOX_FAILURE = "the sandbox failed"
-"""How an `infrastructure` reject's reason begins (see `nodes.failure_handler`)."""
-"""Reject codes that say the machine failed, not the document: stored `failed`, retried."""
-
-
-@dataclass
-class RunOptions:
-    """One invocation of a run: where it writes and how it reports. How the run is carried
-    out (concurrency, limits, cache, segments) is `Settings.run`."""
-
-    run_dir: Path
-    force_new_settings: bool = False
-    """Continue a run folder made with different output settings. Finished documents are
-    kept as they are; only new and failed documents use the new settings."""
-    progress: bool = True
-    total: int | None = None
-    """Input documents expected, for the progress bar's ETA."""
-    endpoint: str | None = None
-    """Where the model is served, for messages (default: the model's base URL)."""
-    preflight: bool = True
-    """Check that the model server accepts connections before starting."""
-    command: list[str] | None = None
-    """The command line, recorded in the store."""
-    shard: tuple[int, int] | None = None
-    """`(index, count)`: handle only the input entries `shard_of(position, count) == index`
-    (positions count entries from 0 in corpus order, as `limit` does). Set by
-    the multi-process runner for each worker; None handles every document."""
-
-
-def segment_size(settings: Settings) -> int:
-    """The run's segment size: `run.segment_chars`, else min(8,000, max_text_chars)."""
-    size = settings.run.segment_chars or min(
-        DEFAULT_SEGMENT_CHARS, settings.pipeline.max_text_chars
-    )
-    if size > settings.pipeline.max_text_chars:
-        raise RunError(
-            f"segment size {size} is over the pipeline's max_text_chars "
-            f"({settings.pipeline.max_text_chars}); lower it or raise max_text_chars"
-        )
-    return size
-
-
-def cache_file(settings: Settings, run_dir: Path) -> Path | None:
-    """Where the LLM response cache lives: `run.cache` true → in the run folder."""
-    cache = settings.run.cache
-    if cache is True:
-        return run_dir / "llm_cache.sqlite"
-    return None if cache is False else Path(cache)
-
-
-@dataclass
-class RunSummary:
-    """What one `run_corpus` call did, plus the whole store's summary."""
-
-    run_dir: Path
-    processed: int
-    skipped: int
-    kept: int
-    rejected: int
-    failed: int
-    records: int
-    wall_seconds: float
-    stopped_reason: str | None
-    summary: dict[str, Any] = field(default_factory=dict)
-    cache_hits: int = 0
-
-    @property
-    def complete(self) -> bool:
-        """True when the run was not stopped and no document failed on the transport."""
-        return self.stopped_reason is None and self.failed == 0
-
-
-def shard_of(ordinal: int, count: int) -> int:
-    """The worker (0 … count-1) that handles the input entry at position `ordinal`.
-
-    Entries are dealt round-robin in corpus order: every worker reads the same stream, so
-    each entry goes to exactly one worker, a re-run of the same input gives every worker the
-    same entries, and the shares differ by at most one entry (a hash of the id would leave
-    one worker running alone at the end). Every segment of a document goes to the worker of
-    its input entry.
-    """
-    return ordinal % count
-
-
-def model_endpoint(llm: BaseChatModel) -> str | None:
-    """The base URL a chat model talks to, if it has one."""
-    for name in ("openai_api_base", "base_url"):
-        value = getattr(llm, name, None)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def preflight(base_url: str, *, timeout_s: float = 5.0) -> None:
-    """Open (and close) a TCP connection to the server; raises `EndpointUnreachable`."""
-    parts = urlsplit(base_url)
-    if not parts.hostname:
-        raise EndpointUnreachable(f"invalid model server URL {redact_url(base_url)!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise EndpointUnreachable(
-            f"cannot reach the model server at {redact_url(base_url)}: {reason}"
-        ) from None
-
-
-def prepare_model(
-    llm: BaseChatModel,
-    *,
-    cache: SQLiteLLMCache | None,
-    requests_per_second: float | None,
-) -> BaseChatModel:
-    """A copy of `llm` with the response cache and the rate limiter set.
-
-    The limiter applies after the cache lookup, so cache hits are never throttled.
-    """
-    update: dict[str, Any] = {}
-    if cache is not None:
-        update["cache"] = cache
-    if requests_per_second:
-        update["rate_limiter"] = InMemoryRateLimiter(
-            requests_per_second=requests_per_second,
-            check_every_n_seconds=min(0.05, 0.5 / requests_per_second),
-            max_bucket_size=max(1.0, requests_per_second),
-        )
-    return llm.model_copy(update=update) if update else llm
-
-
-def check_settings(
-    store: RunStore, settings: Settings, options: RunOptions
-) -> tuple[str, dict[str, Any]]:
-    """Refuse a run folder made with output-changing settings unless forced; record ours."""
-    outputs = output_settings(settings, segment_chars=segment_size(settings))
-    current = fingerprint(outputs)
-    previous = store.get_meta("fingerprint")
-    if previous is not None and previous != current and not options.force_new_settings:
-        changes = differences(store.get_meta("output_settings") or {}, outputs)
-        shown = "; ".join(changes[:6]) + (" …" if len(changes) > 6 else "")
-        raise SettingsMismatch(
-            f"{options.run_dir} was run with different settings ({shown}); use a new "
-            "output folder, or pass --force-new-settings to continue it with the new ones"
-        )
-    cache = cache_file(settings, options.run_dir)
-    store.set_meta(
-        {
-            "fingerprint": current,
-            "output_settings": outputs,
-            "settings": settings_snapshot(settings),
-            "versions": versions(),
-            "options": {
-                "concurrency": settings.run.concurrency,
-                "limit": settings.run.limit,
-                "requests_per_second": settings.run.requests_per_second,
-                "segment_chars": segment_size(settings),
-                "max_segments": settings.run.max_segments,
-                "cache_path": str(cache)
-                if (cache := cache_file(settings, options.run_dir))
-                else None,
-                "command": options.command,
-            },
-        }
-    )
-    return current, outputs
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def _isolation_label(records: list[dict[str, Any]]) -> str | None:
-    """The sandbox isolation the records report (`verification.isolation`), as text."""
-    for record in records:
-        isolation = (record.get("verification") or {}).get("isolation")
-        if isinstance(isolation, str):
-            return isolation
-        if isinstance(isolation, Mapping):
-            if isinstance(isolation.get("tier"), str):
-                return str(isolation["tier"])
-            layers = sorted(k for k, v in isolation.items() if v is True)
-            return "+".join(layers) or None
-    return None
-
-
-def save_environments(
-    store: RunStore, run_dir: Path, environments: list[dict[str, Any]]
-) -> dict[str, tuple[str, str]]:
-    """Write each environment not yet in the store to `run_dir/environments/<name>/`.
-
-    `environments` are the document graph's output entries (manifest, schema_sql, seed,
-    tools_py). A name already used by different content gets a `-<sha8>` suffix. Each folder
-    is written under a temporary name and renamed, so a kill never leaves half a folder.
-    Returns content hash → (environment name, folder relative to `run_dir`) for the store.
-    """
-    from gem_graph.environment import EnvironmentFormatError
-    from gem_graph.stages.implement import environment_from_state
-
-    env_dir = run_dir / "environments"
-    saved: dict[str, tuple[str, str]] = {}
-    for data in environments:
-        try:
-            env = environment_from_state(data)
-        except (EnvironmentFormatError, KeyError, TypeError):
-            continue
-        sha = env.content_hash()
-        if sha in saved or store.environment_path(sha):
-            continue
-        name = _SAFE_NAME.sub("_", env.name).strip("._") or "environment"
-        for candidate in (name, f"{name}-{sha[:8]}"):
-            folder = env_dir / candidate
-            if _place_environment(env, sha, folder):
-                saved[sha] = (env.name, folder.relative_to(run_dir).as_posix())
-                break
-    return saved
-
-
-def _place_environment(env: Any, sha: str, folder: Path) -> bool:
-    """Make `folder` hold `env`; False when it holds a different environment.
-
-    Several worker processes may save the same environment at once: each writes its own
-    staging folder and renames it; a rename that loses the race (the folder appeared in
-    between) drops its copy and checks what the winner wrote.
-    """
-    from gem_graph.environment import save_environment
-
-    if folder.exists():
-        return _holds_environment(folder, sha)
-    staging = folder.parent / f".{folder.name}.{os.getpid()}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    save_environment(env, staging)
-    try:
-        os.replace(staging, folder)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        return _holds_environment(folder, sha)
-    return True
-
-
-def _holds_environment(folder: Path, sha: str) -> bool:
-    from gem_graph.environment import EnvironmentFormatError, load_environment
-
-    try:
-        return load_environment(folder).content_hash() == sha
-    except EnvironmentFormatError:
-        return False
+__all__ = [
+    "DEFAULT_SEGMENT_CHARS",
+    "FAILED_CODES",
+    "EndpointUnreachable",
+    "RunError",
+    "RunOptions",
+    "RunSummary",
+    "SettingsMismatch",
+    "ShardOutcome",
+    "cache_file",
+    "cache_namespace",
+    "check_settings",
+    "close_session",
+    "model_endpoint",
+    "preflight",
+    "prepare_model",
+    "run_corpus",
+    "run_shard",
+    "run_summary",
+    "save_environments",
+    "segment_size",
+    "shard_of",
+]
 
 
 class _Runner:
@@ -454,7 +217,7 @@ class _Runner:
             finished_at=finished,
             settings_fingerprint=self.fingerprint,
             environments=saved,
-            isolation=_isolation_label(records),
+            isolation=isolation_label(records),
         )
         self._count(status, stage, records, usage, weight, reject)
 
@@ -579,47 +342,6 @@ async def run_shard(
             await sandbox.aclose()
         if cache is not None:
             cache.close()
-
-
-def cache_namespace() -> str:
-    """The LLM cache namespace: every stage prompt's `name@version`."""
-    return "|".join(f"{k}={v}" for k, v in sorted(prompt_versions().items()))
-
-
-def close_session(
-    store: RunStore, session: int, counters: RunCounters, stopped: str | None
-) -> dict[str, Any]:
-    """End the store's session (if one started) and close the store; returns its summary."""
-    if session:
-        store.finish_session(session, processed=counters.processed, stopped_reason=stopped)
-    summary = store.summary()
-    store.close()
-    return summary
-
-
-def run_summary(
-    options: RunOptions,
-    counters: RunCounters,
-    *,
-    started: float,
-    stopped_reason: str | None,
-    summary: dict[str, Any],
-    cache_hits: int,
-) -> RunSummary:
-    """The `RunSummary` of a session from its counters and the store's summary."""
-    return RunSummary(
-        run_dir=options.run_dir,
-        processed=counters.processed,
-        skipped=counters.skipped,
-        kept=counters.kept,
-        rejected=counters.rejected_total,
-        failed=counters.failed,
-        records=counters.records,
-        wall_seconds=round(time.monotonic() - started, 3),
-        stopped_reason=stopped_reason,
-        summary=summary,
-        cache_hits=cache_hits,
-    )
 
 
 async def run_corpus(
