@@ -1,11 +1,16 @@
 """Corpus runs: the runner, its SQLite store, the model-response cache, corpus reading,
-run reports, run settings files and multi-process workers.
+run reports, settings loading and multi-process workers.
 
 - `runner`: `run_corpus`, documents in flight, retries, the stop on a dead endpoint.
+- `options`: `RunOptions` (one invocation), `RunSummary`, run errors, segment size.
+- `endpoint`: the model server preflight, cache and rate limiter on the chat model.
+- `session`: the resume check against the settings fingerprint; closing a session.
+- `environments`: saving produced environments into `RUN_DIR/environments/`.
 - `store`: `RunStore`, every document's outcome, records and rejects, resumable.
+- `summary`: the end-of-run summary read from the store (funnel, rejects, usage).
 - `cache`: model responses keyed by prompt versions, prompt, model and sampling.
 - `corpus`: JSONL, plain-text and Parquet corpora as `Document`s, bad lines kept as such.
-- `report`: a finished run's summary.
-- `config`: settings files (TOML) merged over the defaults, the settings fingerprint.
+- `report`: a finished run's summary as a table, and the live progress display.
+- `config`: settings from every source with provenance; the settings fingerprint.
 - `workers`: one corpus sharded over several processes writing to the same store.
 """

@@ -13,7 +13,17 @@ Tables:
 Every document's results are written in ONE transaction that first deletes whatever an
 earlier attempt left for that id, so a kill at any point leaves each document either
 absent (re-run processes it) or complete, never duplicated. `failed` documents (the model
-server was unreachable) are not finished: a re-run processes them again.
+server was unreachable) are not finished: a re-run processes them again. The end-of-run
+summary is computed in `summary.py`.
+
+Reads and writes go through sqlite-utils. Where raw SQL is used and why:
+- `BEGIN IMMEDIATE` / `COMMIT` (`_Transaction`): worker processes write to the same store.
+  Taking the write lock up front lets the busy timeout wait for it, where the deferred
+  `BEGIN` of sqlite-utils' `db.atomic()` can fail at once with SQLITE_BUSY when it turns
+  from reading (sqlite-utils reads the schema before writing) to writing. sqlite-utils'
+  writes inside it nest as savepoints, so the transaction stays one.
+- `PRAGMA synchronous` and `PRAGMA integrity_check`: sqlite-utils has no call for them.
+- The summary's aggregates (`summary.py`): no `Table` method groups or sums.
 """
 
 from __future__ import annotations
@@ -21,20 +31,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from gem_graph.imports import import_without
-from gem_graph.pipeline import LLM_STAGES, active_stages
+from gem_graph.run.summary import STAGE_ORDER as STAGE_ORDER  # kept importable from here
+from gem_graph.run.summary import summarize
 
 sqlite_utils = import_without("sqlite_utils", ("pandas", "numpy"))
 
 STORE_FILE = "run.sqlite"
 FINISHED = ("kept", "rejected")
-STAGE_ORDER = ("input", "intake", *LLM_STAGES, "emit")
-"""The order usage rows are shown in."""
 
 
 class StoreError(Exception):
@@ -55,13 +63,13 @@ class RunStore:
             raise StoreError(f"{self.run_dir} holds no run store ({STORE_FILE} is missing)")
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # autocommit (transactions are explicit); `timeout` is SQLite's busy timeout
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the run store in {self.run_dir}: {exc}") from None
-        self.conn.execute("PRAGMA busy_timeout = 30000")
         self.db = sqlite_utils.Database(self.conn)
         try:
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.db.enable_wal()
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._create_tables()
         except sqlite3.DatabaseError as exc:
@@ -136,36 +144,48 @@ class RunStore:
         db.table("records").create_index(["doc_id"], if_not_exists=True)
         db.table("documents").create_index(["status"], if_not_exists=True)
 
+    def _row(self, table: str, key: str) -> dict[str, Any] | None:
+        """The row of `table` whose primary key is `key`, or None."""
+        try:
+            return self.db.table(table).get(key)
+        except sqlite_utils.db.NotFoundError:
+            return None
+
     # ---- meta -------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> Any:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        row = self._row("meta", key)
+        return json.loads(row["value"]) if row else None
 
     def set_meta(self, values: Mapping[str, Any]) -> None:
         with self._transaction():
-            for key, value in values.items():
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _dumps(value))
-                )
+            self.db.table("meta").insert_all(
+                ({"key": key, "value": _dumps(value)} for key, value in values.items()),
+                replace=True,
+            )
 
     # ---- sessions ---------------------------------------------------------------------------
 
     def start_session(self, settings_fingerprint: str) -> int:
         with self._transaction():
-            cursor = self.conn.execute(
-                "INSERT INTO sessions (started_at, processed, settings_fingerprint) "
-                "VALUES (?, 0, ?)",
-                (time.time(), settings_fingerprint),
+            sessions = self.db.table("sessions").insert(
+                {
+                    "started_at": time.time(),
+                    "processed": 0,
+                    "settings_fingerprint": settings_fingerprint,
+                }
             )
-        return int(cursor.lastrowid or 0)
+        return int(sessions.last_rowid or 0)
 
     def finish_session(self, session: int, *, processed: int, stopped_reason: str | None) -> None:
         with self._transaction():
-            self.conn.execute(
-                "UPDATE sessions SET finished_at = ?, processed = ?, stopped_reason = ? "
-                "WHERE id = ?",
-                (time.time(), processed, stopped_reason, session),
+            self.db.table("sessions").update(
+                session,
+                {
+                    "finished_at": time.time(),
+                    "processed": processed,
+                    "stopped_reason": stopped_reason,
+                },
             )
 
     # ---- writes -----------------------------------------------------------------------------
@@ -175,10 +195,8 @@ class RunStore:
 
     def finished_ids(self) -> set[str]:
         """Ids of documents that need no more work (kept or rejected)."""
-        rows = self.conn.execute(
-            "SELECT id FROM documents WHERE status IN (?, ?)", FINISHED
-        ).fetchall()
-        return {row[0] for row in rows}
+        rows = self.db.table("documents").rows_where("status IN (?, ?)", FINISHED, select="id")
+        return {row["id"] for row in rows}
 
     def save_document(
         self,
@@ -202,192 +220,111 @@ class RunStore:
         doc_id = str(document["id"])
         meta = document.get("meta") or {}
         text = document.get("text") or ""
-        conn = self.conn
+        db = self.db
         with self._transaction():
-            previous = conn.execute("SELECT runs FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            previous = self._row("documents", doc_id)
             for table in ("records", "rejects", "usage"):
-                conn.execute(f"DELETE FROM {table} WHERE doc_id = ?", (doc_id,))
-            conn.execute(
-                "INSERT OR REPLACE INTO documents (id, parent_id, status, stage, code, reason, "
-                "records, chars, text_sha256, text, seconds, started_at, finished_at, runs, "
-                "settings_fingerprint, isolation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?, ?)",
-                (
-                    doc_id,
-                    str(meta.get("parent_id") or doc_id),
-                    status,
-                    stage,
-                    reject.get("code") if reject else None,
-                    reject.get("reason") if reject else None,
-                    len(records),
-                    len(text),
-                    document.get("text_sha256"),
-                    text,
-                    round(finished_at - started_at, 4),
-                    started_at,
-                    finished_at,
-                    (previous[0] if previous else 0) + 1,
-                    settings_fingerprint,
-                    isolation,
-                ),
+                db.table(table).delete_where("doc_id = ?", [doc_id])
+            db.table("documents").insert(
+                {
+                    "id": doc_id,
+                    "parent_id": str(meta.get("parent_id") or doc_id),
+                    "status": status,
+                    "stage": stage,
+                    "code": reject.get("code") if reject else None,
+                    "reason": reject.get("reason") if reject else None,
+                    "records": len(records),
+                    "chars": len(text),
+                    "text_sha256": document.get("text_sha256"),
+                    "text": text,
+                    "seconds": round(finished_at - started_at, 4),
+                    "started_at": started_at,
+                    "finished_at": finished_at,
+                    "runs": (previous["runs"] if previous else 0) + 1,
+                    "settings_fingerprint": settings_fingerprint,
+                    "isolation": isolation,
+                },
+                replace=True,
             )
-            for record in records:
-                env = record.get("environment") or {}
-                conn.execute(
-                    "INSERT OR REPLACE INTO records (id, doc_id, environment, json) "
-                    "VALUES (?, ?, ?, ?)",
-                    (str(record["id"]), doc_id, env.get("sha256"), _dumps(record)),
-                )
+            db.table("records").insert_all(
+                (
+                    {
+                        "id": str(record["id"]),
+                        "doc_id": doc_id,
+                        "environment": (record.get("environment") or {}).get("sha256"),
+                        "json": _dumps(record),
+                    }
+                    for record in records
+                ),
+                replace=True,
+            )
             if reject is not None:
-                conn.execute(
-                    "INSERT INTO rejects (doc_id, stage, code, reason, json) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (
-                        doc_id,
-                        reject.get("stage"),
-                        reject.get("code"),
-                        reject.get("reason"),
-                        _dumps(reject),
-                    ),
+                db.table("rejects").insert(
+                    {
+                        "doc_id": doc_id,
+                        "stage": reject.get("stage"),
+                        "code": reject.get("code"),
+                        "reason": reject.get("reason"),
+                        "json": _dumps(reject),
+                    }
                 )
-            for stage_name, row in usage.items():
-                if stage_name == "total":
-                    continue
-                conn.execute(
-                    "INSERT INTO usage (doc_id, stage, calls, input_tokens, output_tokens, "
-                    "seconds) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        doc_id,
-                        stage_name,
-                        int(row.get("calls", 0)),
-                        int(row.get("input_tokens", 0)),
-                        int(row.get("output_tokens", 0)),
-                        float(row.get("seconds", 0.0)),
-                    ),
-                )
-            for sha, (name, path) in (environments or {}).items():
-                conn.execute(
-                    "INSERT OR IGNORE INTO environments (sha256, name, path, doc_id) "
-                    "VALUES (?, ?, ?, ?)",
-                    (sha, name, path, doc_id),
-                )
+            db.table("usage").insert_all(
+                {
+                    "doc_id": doc_id,
+                    "stage": stage_name,
+                    "calls": int(row.get("calls", 0)),
+                    "input_tokens": int(row.get("input_tokens", 0)),
+                    "output_tokens": int(row.get("output_tokens", 0)),
+                    "seconds": float(row.get("seconds", 0.0)),
+                }
+                for stage_name, row in usage.items()
+                if stage_name != "total"
+            )
+            db.table("environments").insert_all(
+                (
+                    {"sha256": sha, "name": name, "path": path, "doc_id": doc_id}
+                    for sha, (name, path) in (environments or {}).items()
+                ),
+                ignore=True,
+            )
 
     def environment_path(self, sha256: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT path FROM environments WHERE sha256 = ?", (sha256,)
-        ).fetchone()
-        return str(row[0]) if row else None
+        row = self._row("environments", sha256)
+        return str(row["path"]) if row else None
 
     # ---- reads ------------------------------------------------------------------------------
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """Every kept record, in the order documents finished."""
-        cursor = self.conn.execute("SELECT json FROM records ORDER BY rowid")
-        for (text,) in cursor:
-            yield json.loads(text)
+        for row in self.db.table("records").rows_where(select="json", order_by="rowid"):
+            yield json.loads(row["json"])
 
     def iter_rejects(self, *, include_failed: bool = False) -> Iterator[dict[str, Any]]:
         """The reject of every rejected document (and of failed ones if asked)."""
         statuses = ("rejected", "failed") if include_failed else ("rejected", "rejected")
-        cursor = self.conn.execute(
-            "SELECT r.json FROM rejects r JOIN documents d ON d.id = r.doc_id "
-            "WHERE d.status IN (?, ?) ORDER BY r.rowid",
+        rows = self.db.table("rejects").rows_where(
+            "doc_id IN (SELECT id FROM documents WHERE status IN (?, ?))",
             statuses,
+            select="json",
+            order_by="rowid",
         )
-        for (text,) in cursor:
-            yield json.loads(text)
+        for row in rows:
+            yield json.loads(row["json"])
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
-        rows = list(self.db["documents"].rows_where("id = ?", [doc_id]))
-        return rows[0] if rows else None
+        return self._row("documents", doc_id)
 
     def iter_documents(self) -> Iterator[dict[str, Any]]:
-        yield from self.db["documents"].rows_where(order_by="rowid")
+        yield from self.db.table("documents").rows_where(order_by="rowid")
 
     def summary(self) -> dict[str, Any]:
         """Everything the end-of-run table shows, computed from the store alone."""
-        conn = self.conn
-        counts = Counter(
-            dict(conn.execute("SELECT status, COUNT(*) FROM documents GROUP BY status").fetchall())
+        return summarize(
+            self.db,
+            run_dir=str(self.run_dir),
+            settings=self.get_meta("settings") or {},
+            versions=self.get_meta("versions"),
         )
-        ends = conn.execute(
-            "SELECT status, stage, COUNT(*) FROM documents GROUP BY status, stage"
-        ).fetchall()
-        settings = self.get_meta("settings") or {}
-        pipeline = settings.get("pipeline") or {}
-        stages = _pipeline_stages(pipeline)
-        funnel = _funnel(stages, [(s, st, int(n)) for s, st, n in ends])
-        top = [
-            {"stage": stage, "code": code, "count": int(n), "example": _first_line(example)}
-            for stage, code, n, example in conn.execute(
-                "SELECT r.stage, r.code, COUNT(*) AS n, MIN(r.reason) FROM rejects r "
-                "JOIN documents d ON d.id = r.doc_id GROUP BY r.stage, r.code "
-                "ORDER BY n DESC, r.stage LIMIT 8"
-            ).fetchall()
-        ]
-        usage: dict[str, dict[str, float]] = {}
-        for stage, calls, tin, tout, secs in conn.execute(
-            "SELECT stage, SUM(calls), SUM(input_tokens), SUM(output_tokens), SUM(seconds) "
-            "FROM usage GROUP BY stage"
-        ).fetchall():
-            usage[stage] = {
-                "calls": int(calls or 0),
-                "input_tokens": int(tin or 0),
-                "output_tokens": int(tout or 0),
-                "seconds": round(float(secs or 0.0), 3),
-            }
-        order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
-        usage = dict(sorted(usage.items(), key=lambda item: order.get(item[0], len(order))))
-        total = {
-            key: sum(row[key] for row in usage.values())
-            for key in ("calls", "input_tokens", "output_tokens", "seconds")
-        }
-        records = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-        per_kept = {
-            key: (round(total[key] / records, 1) if records else None)
-            for key in ("calls", "input_tokens", "output_tokens")
-        }
-        wall = conn.execute(
-            "SELECT COALESCE(SUM(COALESCE(finished_at, started_at) - started_at), 0), COUNT(*) "
-            "FROM sessions"
-        ).fetchone()
-        isolations = [
-            row[0]
-            for row in conn.execute(
-                "SELECT DISTINCT isolation FROM documents WHERE isolation IS NOT NULL"
-            ).fetchall()
-        ]
-        sandbox = settings.get("sandbox") or {}
-        if not pipeline.get("execute", True):
-            isolation = "not executed (execution off)"
-        elif isolations:
-            isolation = ", ".join(sorted(isolations))
-        else:
-            isolation = f"tier {sandbox.get('tier', 'standard')} (from settings)"
-        last_stop = conn.execute(
-            "SELECT stopped_reason FROM sessions ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        return {
-            "run_dir": str(self.run_dir),
-            "documents": {
-                "total": sum(counts.values()),
-                "kept": counts.get("kept", 0),
-                "rejected": counts.get("rejected", 0),
-                "failed": counts.get("failed", 0),
-            },
-            "records": records,
-            "environments": int(conn.execute("SELECT COUNT(*) FROM environments").fetchone()[0]),
-            "stages": funnel,
-            "top_rejects": top,
-            "usage": {**usage, "total": total},
-            "per_kept": per_kept,
-            "wall_seconds": round(float(wall[0]), 2),
-            "sessions": int(wall[1]),
-            "isolation": isolation,
-            "model": (settings.get("model") or {}).get("name"),
-            "stopped_reason": last_stop[0] if last_stop else None,
-            "versions": self.get_meta("versions"),
-        }
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -403,7 +340,7 @@ class RunStore:
 
 
 class _Transaction:
-    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception."""
+    """`BEGIN IMMEDIATE … COMMIT`, rolled back on any exception (see the module doc)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -414,38 +351,3 @@ class _Transaction:
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _pipeline_stages(pipeline: Mapping[str, Any]) -> list[str]:
-    """The stages a document passes through with these pipeline switches, in order."""
-    return ["input", *active_stages(pipeline)]
-
-
-def _funnel(stages: list[str], ends: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
-    """Per stage: documents that reached it and documents that passed it.
-
-    A kept document passed every stage; a rejected or failed one reached every stage up to
-    the one it stopped at, and passed all before it. `intake` counts as `input`.
-    """
-    index = {stage: i for i, stage in enumerate(stages)}
-    reached = [0] * len(stages)
-    passed = [0] * len(stages)
-    for status, stage, count in ends:
-        if status == "kept":
-            stop = len(stages)
-        else:
-            stop = index.get("input" if stage == "intake" else stage, len(stages) - 1)
-        for i in range(len(stages)):
-            if i <= min(stop, len(stages) - 1):
-                reached[i] += count
-            if i < stop:
-                passed[i] += count
-    return [
-        {"stage": s, "reached": r, "passed": p}
-        for s, r, p in zip(stages, reached, passed, strict=True)
-    ]
-
-
-def _first_line(text: str | None, limit: int = 90) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
