@@ -33,7 +33,6 @@ from gem_graph.run.corpus import BadInput, CorpusItem, segment_document
 from gem_graph.run.endpoint import model_endpoint, preflight, prepare_model
 from gem_graph.run.environments import isolation_label, save_environments
 from gem_graph.run.options import (
-    DEFAULT_SEGMENT_CHARS,
     FAILED_CODES,
     SANDBOX_FAILURE,
     EndpointUnreachable,
@@ -50,28 +49,13 @@ from gem_graph.run.session import cache_namespace, check_settings, close_session
 from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
 
-__all__ = [
-    "DEFAULT_SEGMENT_CHARS",
-    "FAILED_CODES",
+__all__ = [  # the public face of a run, wherever each name lives
     "EndpointUnreachable",
     "RunError",
     "RunOptions",
     "RunSummary",
     "SettingsMismatch",
-    "ShardOutcome",
-    "cache_file",
-    "cache_namespace",
-    "check_settings",
-    "close_session",
-    "model_endpoint",
-    "preflight",
-    "prepare_model",
     "run_corpus",
-    "run_shard",
-    "run_summary",
-    "save_environments",
-    "segment_size",
-    "shard_of",
 ]
 
 

@@ -37,20 +37,10 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from gem_graph.run.cache import SQLiteLLMCache
+from gem_graph.run.endpoint import model_endpoint, preflight
+from gem_graph.run.options import RunError, RunOptions, RunSummary, cache_file, segment_size
 from gem_graph.run.report import ProgressDisplay, RunCounters
-from gem_graph.run.runner import (
-    RunError,
-    RunOptions,
-    RunSummary,
-    cache_file,
-    cache_namespace,
-    check_settings,
-    close_session,
-    model_endpoint,
-    preflight,
-    run_summary,
-    segment_size,
-)
+from gem_graph.run.session import cache_namespace, check_settings, close_session, run_summary
 from gem_graph.run.store import RunStore
 from gem_graph.run.worker_process import (
     REPORT_EVERY_S,

@@ -22,8 +22,9 @@ from test_runner_helpers import (
 
 from gem_graph.llm import make_chat_model
 from gem_graph.run.corpus import read_corpus
+from gem_graph.run.endpoint import prepare_model
 from gem_graph.run.report import summary_text
-from gem_graph.run.runner import RunOptions, RunSummary, SettingsMismatch, prepare_model, run_corpus
+from gem_graph.run.runner import RunOptions, RunSummary, SettingsMismatch, run_corpus
 from gem_graph.run.store import RunStore
 from gem_graph.settings import RunSettings
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
@@ -195,7 +196,7 @@ async def test_run_corpus_works_with_the_scripted_model(tmp_path):
 def test_synthesized_environments_are_saved_once_and_name_clashes_get_a_suffix(tmp_path):
     from gem_graph.environment import load_environment
     from gem_graph.resources import data_dir
-    from gem_graph.run.runner import save_environments
+    from gem_graph.run.environments import save_environments
     from gem_graph.stages.implement import environment_to_state
 
     retail = environment_to_state(load_environment(data_dir("environments") / "retail"))

@@ -8,7 +8,8 @@ from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond
 
 from gem_graph.llm import make_chat_model
 from gem_graph.run.corpus import read_corpus
-from gem_graph.run.runner import RunOptions, run_corpus, shard_of
+from gem_graph.run.options import shard_of
+from gem_graph.run.runner import RunOptions, run_corpus
 from gem_graph.run.store import RunStore
 from gem_graph.run.workers import CorpusSource, run_corpus_workers, split
 from gem_graph.testing.openai_server import LoopbackOpenAIServer

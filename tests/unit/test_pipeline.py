@@ -19,7 +19,7 @@ from gem_graph.pipeline import (
 )
 from gem_graph.prompts import load_prompt
 from gem_graph.run.config import fingerprint, output_settings
-from gem_graph.run.runner import cache_namespace
+from gem_graph.run.session import cache_namespace
 from gem_graph.settings import AttemptSettings, PipelineSettings, Settings
 
 
