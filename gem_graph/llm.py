@@ -1,43 +1,59 @@
 """Model construction, the structured-call helper and per-stage usage accounting.
 
 `StructuredLLM` asks any `BaseChatModel` for an answer matching a pydantic model. It walks
-a ladder of methods (json_schema → function_calling → JSON in text) only when a server
-cannot do a method; a bad answer is never retried here: it comes back as an `error` that
-the stage turns into feedback for its next attempt. Transport errors propagate so the
-graph's retry policy can retry the retryable ones.
+a ladder of methods (json_schema → json_object → function_calling → JSON in text) only when
+a server rejects a method's request shape (400/404/422, or a 500 whose body is a request
+validation error); `gem_graph.probe` learns the right rung up front. A bad answer is never
+retried here: it comes back as an `error` that the stage turns into feedback for its next
+attempt. Transport errors propagate so the graph's retry policy can retry the retryable
+ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
+import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from gem_graph.contracts.record import Usage
-from gem_graph.settings import ModelSettings, Settings, StructuredMethod
+from gem_graph.settings import (
+    MAX_TIMEOUT_S,
+    ModelSettings,
+    ServerProfile,
+    Settings,
+    StructuredMethod,
+)
+from gem_graph.usage import UsageEntry, usage_entry
 
 T = TypeVar("T", bound=BaseModel)
 
-LADDER: tuple[StructuredMethod, ...] = ("json_schema", "function_calling", "json_text")
+LADDER: tuple[StructuredMethod, ...] = (
+    "json_schema",
+    "json_object",
+    "function_calling",
+    "json_text",
+)
+_REQUEST_SHAPE = re.compile(
+    r"validation|input should be|not supported|unsupported|unrecognized|not permitted|"
+    r"extra (inputs|fields)|unknown (field|parameter|argument)|invalid (value|type|parameter)|"
+    r"response_format|tool_choice|json_schema",
+    re.IGNORECASE,
+)
 _MAX_ERROR_CHARS = 1500
-
-
-class UsageEntry(TypedDict):
-    stage: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    seconds: float
+_TIMEOUTS_BEFORE_NOTICE = 3
+_LOG = logging.getLogger("gem_graph.model")
 
 
 def make_chat_model(settings: ModelSettings | None = None) -> BaseChatModel:
@@ -56,7 +72,7 @@ def make_chat_model(settings: ModelSettings | None = None) -> BaseChatModel:
         api_key=SecretStr(os.environ.get("OPENAI_API_KEY") or "EMPTY"),
         temperature=settings.temperature,
         max_completion_tokens=settings.max_tokens,
-        timeout=settings.timeout_s,
+        timeout=settings.timeout_s or MAX_TIMEOUT_S,
         max_retries=0,
         stream_usage=True,
         use_responses_api=False,
@@ -74,7 +90,7 @@ def _aiohttp_client(settings: ModelSettings) -> Any:
         ) from None
     from openai import DefaultAioHttpClient
 
-    return DefaultAioHttpClient(timeout=settings.timeout_s)
+    return DefaultAioHttpClient(timeout=settings.timeout_s or MAX_TIMEOUT_S)
 
 
 async def aclose_chat_model(llm: BaseChatModel) -> None:
@@ -105,6 +121,22 @@ def is_retryable(error: BaseException) -> bool:
     }
 
 
+class ModelTimeout(Exception):
+    """A request outlived the timeout fitted to the server; retryable like any timeout."""
+
+    is_retryable = True
+
+
+def is_timeout(error: BaseException) -> bool:
+    """True for a request that ran out of time, on our clock or the HTTP client's."""
+    return isinstance(error, ModelTimeout | TimeoutError) or type(error).__name__ in {
+        "APITimeoutError",
+        "ReadTimeout",
+        "TimeoutException",
+        "ConnectTimeout",
+    }
+
+
 class MalformedResponseError(Exception):
     """The server's reply could not be read as a chat completion (truncated, not JSON, …).
 
@@ -115,11 +147,20 @@ class MalformedResponseError(Exception):
 
 
 async def invoke_model(
-    runnable: Any, messages: list[dict[str, str]], config: RunnableConfig | None
+    runnable: Any,
+    messages: list[dict[str, str]],
+    config: RunnableConfig | None,
+    *,
+    timeout_s: float | None = None,
 ) -> Any:
-    """Call a model; an unreadable server reply becomes a retryable `MalformedResponseError`."""
+    """Call a model; an unreadable server reply becomes a retryable `MalformedResponseError`,
+    and a call that outlives `timeout_s` a retryable `ModelTimeout`."""
     try:
-        return await runnable.ainvoke(messages, config=config)
+        if timeout_s is None:
+            return await runnable.ainvoke(messages, config=config)
+        return await asyncio.wait_for(runnable.ainvoke(messages, config=config), timeout_s)
+    except TimeoutError:
+        raise ModelTimeout(f"the model did not answer within {timeout_s:g} s") from None
     except Exception as exc:
         if hasattr(exc, "is_retryable") or isinstance(getattr(exc, "status_code", None), int):
             raise
@@ -130,7 +171,7 @@ async def invoke_model(
         ) from exc
 
 
-def _speaks_openai(llm: BaseChatModel) -> bool:
+def speaks_openai(llm: BaseChatModel) -> bool:
     """True for langchain-openai clients (ChatOpenAI and subclasses), which take `extra_body`."""
     try:
         from langchain_openai.chat_models.base import BaseChatOpenAI
@@ -139,12 +180,20 @@ def _speaks_openai(llm: BaseChatModel) -> bool:
     return isinstance(llm, BaseChatOpenAI)
 
 
-def _is_unsupported(error: BaseException) -> bool:
-    """True when the server or model cannot do a structured-output method at all."""
+def is_request_rejection(error: BaseException) -> bool:
+    """True when the server refused the request's shape (a method it cannot do), whatever
+    the status: llama-cpp-python answers an unknown `response_format` with a 500 whose body
+    is a request validation error. Such a server is not down; the ladder steps down."""
     if isinstance(error, NotImplementedError):
         return True
     status = getattr(error, "status_code", None)
-    return status in {400, 404, 422} and not is_retryable(error)
+    if status in {400, 404, 405, 415, 422}:
+        return True
+    if isinstance(status, int) and status >= 500:
+        body = getattr(error, "body", None)
+        text = json.dumps(body) if body is not None else str(error)
+        return bool(_REQUEST_SHAPE.search(text[:4000]))
+    return False
 
 
 @dataclass
@@ -185,18 +234,6 @@ def message_text(message: BaseMessage | None) -> str:
     return text
 
 
-def usage_entry(stage: str, message: BaseMessage | None, seconds: float) -> UsageEntry:
-    """One model call's usage record, from the reply's `usage_metadata`."""
-    meta = getattr(message, "usage_metadata", None) or {}
-    return {
-        "stage": stage,
-        "calls": 1,
-        "input_tokens": int(meta.get("input_tokens", 0) or 0),
-        "output_tokens": int(meta.get("output_tokens", 0) or 0),
-        "seconds": round(seconds, 4),
-    }
-
-
 def _describe_validation(error: Exception) -> str:
     if isinstance(error, ValidationError):
         lines = [
@@ -216,42 +253,72 @@ def json_schema_of(schema: type[BaseModel]) -> dict[str, Any]:
 
 
 class StructuredLLM:
-    """Ask a chat model for answers shaped like a pydantic model, over any server."""
+    """Ask a chat model for answers shaped like a pydantic model, over any server.
 
-    def __init__(self, llm: BaseChatModel, *, method: StructuredMethod = "auto") -> None:
+    `server` is what a probe learned: the rung `auto` begins on and how this server is told
+    a reply's token cap (llama-cpp-python ignores `max_completion_tokens`). `timeout` gives
+    the seconds a request with a given cap may take (None: the HTTP client's own timeout).
+    """
+
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        *,
+        method: StructuredMethod = "auto",
+        server: ServerProfile | None = None,
+        timeout: Callable[[int | None], float] | None = None,
+    ) -> None:
         self.llm = llm
         self.method = method
-        self._rung = 0 if method == "auto" else LADDER.index(method)
-        self._runnables: dict[tuple[type[BaseModel], str], Any] = {}
+        start = server.method if server is not None else None
+        first = method if method != "auto" else (start if start in LADDER else LADDER[0])
+        self._rung = LADDER.index(first)
+        self.cap_parameter = server.cap_parameter if server else "max_completion_tokens"
+        self.timeout = timeout
+        self.timeouts = 0
+        self._runnables: dict[tuple[type[BaseModel] | None, str, int | None], Any] = {}
 
-    def _runnable(self, schema: type[BaseModel], method: StructuredMethod) -> Any:
-        """What to invoke for `schema` with `method`, built once per pair.
+    def runnable(
+        self, schema: type[BaseModel] | None, method: StructuredMethod, max_tokens: int | None
+    ) -> Any:
+        """What to invoke for `schema` with `method` and this cap, built once per triple
+        (`schema=None`: plain text replies, for answers that are not JSON).
 
         The schema goes in as a dict built once (pydantic would rebuild it per request). For
-        OpenAI-compatible clients, json_schema travels as a raw `response_format` in the
-        request body and the reply text is parsed here: LangChain's wrapper and the OpenAI
-        SDK's request transform of the schema cost a quarter of the client's CPU per document.
-        Other models use LangChain's `with_structured_output`.
+        OpenAI-compatible clients, json_schema and json_object travel as a raw
+        `response_format` in the request body and the reply text is parsed here: LangChain's
+        wrapper and the OpenAI SDK's request transform of the schema cost a quarter of the
+        client's CPU per document. Other models use LangChain's `with_structured_output`.
         """
-        key = (schema, method)
+        key = (schema, method, max_tokens)
         if key in self._runnables:
             return self._runnables[key]
-        runnable: Any
-        if method == "json_text":
-            runnable = self.llm
-        elif method == "json_schema" and _speaks_openai(self.llm):
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": schema.__name__,
-                    "strict": True,
-                    "schema": copy.deepcopy(json_schema_of(schema)),
-                },
-            }
+        openai = speaks_openai(self.llm)
+        runnable: Any = self.llm
+        if openai:
             extra = dict(getattr(self.llm, "extra_body", None) or {})
-            runnable = self.llm.bind(extra_body={**extra, "response_format": response_format})
-        else:
-            runnable = self.llm.with_structured_output(
+            update: dict[str, Any] = {}
+            if max_tokens is not None and self.cap_parameter == "max_tokens":
+                extra["max_tokens"] = max_tokens
+            elif max_tokens is not None:
+                update["max_tokens"] = max_tokens  # sent as max_completion_tokens
+            if method == "json_object":
+                extra["response_format"] = {"type": "json_object"}
+            elif method == "json_schema" and schema is not None:
+                extra["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": schema.__name__,
+                        "strict": True,
+                        "schema": copy.deepcopy(json_schema_of(schema)),
+                    },
+                }
+            if extra:
+                update["extra_body"] = extra
+            runnable = self.llm.model_copy(update=update) if update else self.llm
+        text_reply = method in ("json_text", "json_object") or (method == "json_schema" and openai)
+        if not text_reply and schema is not None:
+            runnable = runnable.with_structured_output(
                 copy.deepcopy(json_schema_of(schema)),
                 method=method,
                 include_raw=True,
@@ -264,6 +331,36 @@ class StructuredLLM:
     def active_method(self) -> StructuredMethod:
         return LADDER[self._rung]
 
+    def deadline(self, max_tokens: int | None) -> float | None:
+        """Seconds a request with this cap may take (None: the HTTP client decides)."""
+        return self.timeout(max_tokens) if self.timeout is not None else None
+
+    async def invoke(
+        self,
+        runnable: Any,
+        messages: list[dict[str, str]],
+        config: RunnableConfig | None,
+        *,
+        max_tokens: int | None,
+    ) -> Any:
+        """`invoke_model` with this server's deadline; a timeout that keeps firing is said
+        once, with the setting that changes it."""
+        deadline = self.deadline(max_tokens)
+        try:
+            return await invoke_model(runnable, messages, config, timeout_s=deadline)
+        except Exception as exc:
+            if is_timeout(exc):
+                self.timeouts += 1
+                if self.timeouts == _TIMEOUTS_BEFORE_NOTICE:
+                    limit = f"{deadline:g} s" if deadline else "the client's timeout"
+                    _LOG.warning(
+                        "model requests keep timing out (%d so far, after %s each); a slow "
+                        "server needs a longer one: --timeout SECONDS (model.timeout_s)",
+                        self.timeouts,
+                        limit,
+                    )
+            raise
+
     async def call(
         self,
         schema: type[T],
@@ -271,15 +368,19 @@ class StructuredLLM:
         *,
         stage: str,
         config: RunnableConfig | None = None,
+        max_tokens: int | None = None,
     ) -> StructuredResult[T]:
         """Run one attempt. Parse failures come back as `error`; transport errors raise."""
         while True:
             method = self.active_method
             started = time.perf_counter()
             try:
-                return await self._call_with(method, schema, messages, stage, config, started)
+                return await self._call_with(
+                    method, schema, messages, stage, config, started, max_tokens
+                )
             except Exception as exc:
-                if self.method == "auto" and _is_unsupported(exc) and self._rung < len(LADDER) - 1:
+                last = self._rung >= len(LADDER) - 1
+                if self.method == "auto" and is_request_rejection(exc) and not last:
                     self._rung += 1
                     continue
                 raise
@@ -292,8 +393,10 @@ class StructuredLLM:
         stage: str,
         config: RunnableConfig | None,
         started: float,
+        max_tokens: int | None = None,
     ) -> StructuredResult[T]:
-        out: Any = await invoke_model(self._runnable(schema, method), messages, config)
+        runnable = self.runnable(schema, method, max_tokens)
+        out: Any = await self.invoke(runnable, messages, config, max_tokens=max_tokens)
         if isinstance(out, BaseMessage):  # the reply text is the answer
             seconds = time.perf_counter() - started
             reply_text = message_text(out)
@@ -333,18 +436,3 @@ class StructuredLLM:
             else "the model answered without the required structured output"
         )
         return StructuredResult(None, message, text, usage, method)
-
-
-def summarize_usage(entries: list[UsageEntry]) -> Usage:
-    """Per-stage totals of calls, tokens and seconds, plus a `total` row."""
-    totals: Usage = {}
-    for entry in entries:
-        for key in (entry["stage"], "total"):
-            row = totals.setdefault(
-                key, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "seconds": 0.0}
-            )
-            row["calls"] += entry["calls"]
-            row["input_tokens"] += entry["input_tokens"]
-            row["output_tokens"] += entry["output_tokens"]
-            row["seconds"] = round(row["seconds"] + entry["seconds"], 4)
-    return totals

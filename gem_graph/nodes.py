@@ -178,7 +178,12 @@ def stage_context(*, llm: Any, settings: Settings | None, sandbox: Any | None) -
             "set sandbox.allow_unsafe_none=True to accept that explicitly"
         )
     return StageContext(
-        llm=StructuredLLM(llm, method=settings.model.structured_method),
+        llm=StructuredLLM(
+            llm,
+            method=settings.model.structured_method,
+            server=settings.model.server,
+            timeout=settings.model.request_timeout,
+        ),
         settings=settings,
         model_name=str(
             getattr(llm, "model_name", None) or getattr(llm, "model", None) or settings.model.name

@@ -46,13 +46,24 @@ class StageSpec:
     """The `Settings.pipeline` switch that turns the stage on; None: always on in its modes."""
     replays: bool = False
     """Its check replays the dialogue: its rejects are failed verifications."""
+    max_tokens: int = 8192
+    """Default cap on one reply's tokens (`model.max_tokens` overrides it for every stage);
+    it also sizes the request timeout a probe derives for slow servers."""
 
 
 _PIPELINE: frozenset[Mode] = frozenset({"pipeline"})
 
 STAGES: tuple[StageSpec, ...] = (
-    StageSpec("filter", "filter", FilterOutput, "filter", None, _PIPELINE),
-    StageSpec("extract", "extract", ExtractOutput, "extract", "check_blueprint", _PIPELINE),
+    StageSpec("filter", "filter", FilterOutput, "filter", None, _PIPELINE, max_tokens=1024),
+    StageSpec(
+        "extract",
+        "extract",
+        ExtractOutput,
+        "extract",
+        "check_blueprint",
+        _PIPELINE,
+        max_tokens=6144,
+    ),
     StageSpec(
         "implement",
         "implement",
@@ -81,6 +92,7 @@ STAGES: tuple[StageSpec, ...] = (
         "check",
         frozenset({"synthesizer"}),
         replays=True,
+        max_tokens=16384,
     ),
     StageSpec(
         "judge",
@@ -90,11 +102,17 @@ STAGES: tuple[StageSpec, ...] = (
         None,
         frozenset({"pipeline", "synthesizer"}),
         switch="judge",
+        max_tokens=2048,
     ),
 )
 BY_NAME: Mapping[str, StageSpec] = {spec.name: spec for spec in STAGES}
 LLM_STAGES: tuple[str, ...] = tuple(BY_NAME)
 """Nodes that call the model, in registry order."""
+
+
+def output_cap(stage: str, max_tokens: int | None) -> int:
+    """The token cap of one reply of `stage`: the setting when given, else the stage's."""
+    return max_tokens if max_tokens is not None else BY_NAME[stage].max_tokens
 
 
 def stage_spec(name: str) -> StageSpec:

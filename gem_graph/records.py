@@ -13,7 +13,7 @@ from gem_graph.checks.problems import format_feedback
 from gem_graph.checks.source import source_spans
 from gem_graph.checks.stats import trajectory_stats
 from gem_graph.contracts import EnvironmentRef, Problem, Record, Reject, Stats, make_reject
-from gem_graph.llm import summarize_usage
+from gem_graph.usage import summarize_usage
 
 
 def text_sha256(text: str) -> str:
@@ -44,7 +44,7 @@ def build_record(
     if state.get("refine_problems"):
         stats["refine_problems"] = sorted({p["code"] for p in state["refine_problems"]})
     digest = text_sha256(document["text"])
-    return {
+    record: Record = {
         "id": f"{document['id']}#{digest[:8]}",
         "source": {
             "doc_id": document["id"],
@@ -68,6 +68,9 @@ def build_record(
             "spans": source_spans(state.get("blueprint"), document["text"]),
         },
     }
+    if trajectory.get("user_goal") is not None:
+        record["user_goal"] = trajectory["user_goal"]
+    return record
 
 
 def build_reject(state: dict[str, Any]) -> Reject:

@@ -22,13 +22,41 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_text"]
+StructuredMethod = Literal["auto", "json_schema", "json_object", "function_calling", "json_text"]
+CapParameter = Literal["max_completion_tokens", "max_tokens"]
 SandboxTier = Literal["strict", "standard", "none"]
 HttpClient = Literal["httpx", "aiohttp"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+MIN_TIMEOUT_S = 60.0
+MAX_TIMEOUT_S = 1800.0
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class ServerProfile(_Strict):
+    """What a capability probe learned about the model server (`gem_graph.probe`): runs
+    set it, and stages use it to shape their requests."""
+
+    method: StructuredMethod | None = None
+    """The rung the `auto` ladder starts on; None: no rung proved itself, start at the top."""
+    cap_parameter: CapParameter = "max_completion_tokens"
+    """How the server is told a reply's token cap: OpenAI's `max_completion_tokens`, or the
+    older `max_tokens` (llama-cpp-python ignores the former)."""
+    latency_s: float | None = None
+    """Seconds for a tiny structured reply."""
+    tokens_per_s: float | None = None
+    """Measured output speed."""
+
+    def timeout_for(self, max_tokens: int) -> float:
+        """A request timeout that lets a reply of `max_tokens` finish on this server."""
+        if not self.tokens_per_s:
+            return DEFAULT_TIMEOUT_S
+        needed = 2 * (self.latency_s or 0.0) + 1.5 * max_tokens / self.tokens_per_s + 5
+        return round(min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, needed)), 1)
 
 
 class ModelSettings(_Strict):
@@ -40,12 +68,20 @@ class ModelSettings(_Strict):
     """Server URL; the default is the OpenAI SDK's own OPENAI_BASE_URL."""
     temperature: float = 0.7
     """Sampling temperature."""
-    max_tokens: int | None = None
-    """Cap on the tokens of one model reply."""
-    timeout_s: float = 120.0
-    """Seconds per model request."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Cap on the tokens of one model reply, for every stage; unset: each stage's own cap
+    (1k for the filter up to 16k for the synthesizer)."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Seconds per model request; unset: fitted to the server's measured speed and the
+    stage's cap (60-1800 s), or 120 s when the server was not probed."""
     structured_method: StructuredMethod = "auto"
-    """How replies are made to follow the stage's output schema."""
+    """How replies are made to follow the stage's output schema; `auto` starts where the
+    probe found a method that works and steps down when the server rejects one."""
+    probe: bool = True
+    """Before a run, learn with a few tiny calls which structured method and token-cap form
+    the server honours, and how fast it is."""
+    server: ServerProfile | None = None
+    """What the probe learned (runs fill it in; set it to skip the probe)."""
     http_client: HttpClient = "httpx"
     """The OpenAI SDK's HTTP transport. `aiohttp` (extra `[aiohttp]`) costs ~2 ms less CPU
     per request, which counts when one process keeps dozens of fast calls in flight; its
@@ -56,6 +92,14 @@ class ModelSettings(_Strict):
     retry_initial_s: float = Field(default=1.0, ge=0)
     """First back-off interval; it doubles per retry, with jitter, up to `retry_max_s`."""
     retry_max_s: float = Field(default=60.0, ge=0)
+
+    def request_timeout(self, max_tokens: int | None = None) -> float:
+        """Seconds one request may take: `timeout_s` when set, else fitted to the server."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        if self.server is not None and max_tokens is not None:
+            return self.server.timeout_for(max_tokens)
+        return DEFAULT_TIMEOUT_S
 
 
 class AttemptSettings(_Strict):
@@ -126,11 +170,19 @@ class PipelineSettings(_Strict):
 class RunSettings(_Strict):
     """How a corpus run is carried out: its input, pace and resilience."""
 
+    engine: Literal["local", "ray"] = "local"
+    """Where documents are processed: `local`, in this process; `ray`, in Ray actors on a
+    cluster or a local Ray (extra `[ray]`). This process reads the input and writes the run
+    folder either way."""
+    ray_address: str | None = None
+    """With `engine="ray"`: the cluster to join (`auto`, `host:6379`, `ray://host:10001`);
+    unset starts a local Ray for the run."""
     concurrency: int = Field(default=8, ge=1)
     """Documents in flight."""
     workers: int = Field(default=1, ge=1)
-    """OS processes sharing the run and its concurrency; one per CPU core helps when the
-    client, not the model server, is the bottleneck."""
+    """Above 1: Ray actors (one CPU each) sharing the run's concurrency, on a local Ray
+    unless `ray_address` is set (implies `engine="ray"`). 1: with `engine="ray"`, one actor
+    per CPU of the cluster."""
     limit: int | None = Field(default=None, ge=0)
     """Process at most this many input documents (counted before splitting)."""
     requests_per_second: float | None = Field(default=None, gt=0)

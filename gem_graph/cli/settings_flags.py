@@ -21,10 +21,13 @@ MODEL_FLAGS = (
     Flag("--temperature", "model.temperature"),
     Flag("--max-tokens", "model.max_tokens"),
     Flag("--structured-method", "model.structured_method"),
-    Flag("--timeout", "model.timeout_s"),
+    Flag("--timeout", "model.timeout_s", default="fitted to the probed server, else 120"),
+    Flag("--no-probe", "model.probe", sets=False, help="skip the server capability probe"),
     Flag("--http-client", "model.http_client", default="aiohttp when installed, else httpx"),
 )
 RUN_FLAGS = (
+    Flag("--engine", "run.engine"),
+    Flag("--ray-address", "run.ray_address", metavar="ADDR"),
     Flag("--concurrency", "run.concurrency"),
     Flag("--limit", "run.limit"),
     Flag("--workers", "run.workers"),

@@ -12,6 +12,8 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from gem_graph.run.cache import SQLiteLLMCache
 from gem_graph.run.config import redact_url
 from gem_graph.run.options import EndpointUnreachable
+from gem_graph.run.store import RunStore
+from gem_graph.settings import Settings
 
 
 def model_endpoint(llm: BaseChatModel) -> str | None:
@@ -59,3 +61,34 @@ def prepare_model(
             max_bucket_size=max(1.0, requests_per_second),
         )
     return llm.model_copy(update=update) if update else llm
+
+
+PROFILE_META = "model_profile"  # also read by `RunStore.summary`
+"""The run store's meta key holding the probe's `ModelProfile`."""
+
+
+async def resolve_server(
+    llm: BaseChatModel, settings: Settings, store: RunStore, endpoint: str | None
+) -> Settings:
+    """`settings` with `model.server` filled in from a capability probe of the server.
+
+    The profile is stored with the run and reused when the run resumes against the same
+    endpoint and model. Only OpenAI-compatible clients are probed (a scripted model has no
+    server); `model.probe = false` or an explicit `model.server` skips it. Raises
+    `EndpointUnreachable` with one line when the probe finds the server unusable.
+    """
+    from gem_graph.llm import speaks_openai
+    from gem_graph.probe import ModelProfile, ProbeFailed, profile_for
+
+    model = settings.model
+    if not model.probe or model.server is not None or not speaks_openai(llm):
+        return settings
+    stored = store.get_meta(PROFILE_META)
+    profile = ModelProfile.model_validate(stored) if isinstance(stored, dict) else None
+    if profile is None or not profile.matches(endpoint, model.name):
+        try:
+            profile = await profile_for(llm, endpoint=endpoint, model=model.name)
+        except ProbeFailed as exc:
+            raise EndpointUnreachable(str(exc)) from None
+        store.set_meta({PROFILE_META: profile.model_dump(mode="json")})
+    return settings.updated(model={"server": profile.server.model_dump()})

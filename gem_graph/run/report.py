@@ -148,6 +148,8 @@ def render_summary(summary: dict[str, Any]) -> RenderableType:
     head.add_row("run", str(summary.get("run_dir", "")))
     if summary.get("model"):
         head.add_row("model", str(summary["model"]))
+    if summary.get("server"):
+        head.add_row("server", str(summary["server"]))
     head.add_row(
         "documents",
         f"{_num(docs.get('total'))} (kept {_num(docs.get('kept'))}, rejected "

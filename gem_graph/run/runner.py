@@ -25,12 +25,11 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from gem_graph.contracts import make_reject
-from gem_graph.llm import summarize_usage
 from gem_graph.records import text_sha256
 from gem_graph.run.cache import SQLiteLLMCache
 from gem_graph.run.config import redact_url
 from gem_graph.run.corpus import BadInput, CorpusItem, segment_document
-from gem_graph.run.endpoint import model_endpoint, preflight, prepare_model
+from gem_graph.run.endpoint import model_endpoint, preflight, prepare_model, resolve_server
 from gem_graph.run.environments import isolation_label, save_environments
 from gem_graph.run.options import (
     FAILED_CODES,
@@ -48,6 +47,7 @@ from gem_graph.run.report import ProgressDisplay, RunCounters
 from gem_graph.run.session import cache_namespace, check_settings, close_session, run_summary
 from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
+from gem_graph.usage import summarize_usage
 
 __all__ = [  # the public face of a run, wherever each name lives
     "EndpointUnreachable",
@@ -361,6 +361,7 @@ async def run_corpus(
     outcome = ShardOutcome(stopped_reason=stopped)
     try:
         current, _ = check_settings(store, settings, options)
+        settings = await resolve_server(llm, settings, store, endpoint)
         session = store.start_session(current)
         outcome = await run_shard(
             items,

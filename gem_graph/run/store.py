@@ -324,6 +324,7 @@ class RunStore:
             run_dir=str(self.run_dir),
             settings=self.get_meta("settings") or {},
             versions=self.get_meta("versions"),
+            server=self.get_meta("model_profile"),
         )
 
     def integrity_check(self) -> str:

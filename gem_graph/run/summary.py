@@ -25,9 +25,15 @@ TOP_REJECTS = 8
 
 
 def summarize(
-    db: Database, *, run_dir: str, settings: Mapping[str, Any], versions: Any
+    db: Database,
+    *,
+    run_dir: str,
+    settings: Mapping[str, Any],
+    versions: Any,
+    server: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the end-of-run table shows, from the store `db` and the run's settings."""
+    """Everything the end-of-run table shows, from the store `db`, the run's settings and
+    the capability probe's profile of the model server (`server`), if any."""
     ends = [
         (row["status"], row["stage"], int(row["n"]))
         for row in db.query(
@@ -95,6 +101,7 @@ def summarize(
         "sessions": int(wall["sessions"]),
         "isolation": _isolation(settings, isolations),
         "model": (settings.get("model") or {}).get("name"),
+        "server": (server or {}).get("summary"),
         "stopped_reason": last["stopped_reason"] if last else None,
         "versions": versions,
     }

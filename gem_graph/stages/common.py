@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from gem_graph.checks.problems import ProblemDict, format_feedback, problem
 from gem_graph.llm import StructuredLLM, StructuredResult, json_schema_of
-from gem_graph.pipeline import stage_spec
+from gem_graph.pipeline import output_cap, stage_spec
 from gem_graph.prompts import load_prompt
 from gem_graph.settings import Settings
 
@@ -51,6 +51,10 @@ class StageContext:
         """The attempts cap of `stage`: its registry entry's `Settings.attempts` field."""
         return int(getattr(self.settings.attempts, stage_spec(stage).attempts))
 
+    def output_cap(self, stage: str) -> int:
+        """The token cap of one reply of `stage` (`model.max_tokens`, else the stage's)."""
+        return output_cap(stage, self.settings.model.max_tokens)
+
     def prepare(
         self, state: dict[str, Any], *, stage: str, values: dict[str, Any]
     ) -> tuple[int, list[dict[str, str]], dict[str, Any]]:
@@ -84,7 +88,13 @@ class StageContext:
         attempt, messages, config = self.prepare(
             state, stage=stage, values={**values, "output_schema": output_schema}
         )
-        result = await self.llm.call(schema, messages, stage=stage, config=config)  # type: ignore[arg-type]
+        result = await self.llm.call(
+            schema,
+            messages,
+            stage=stage,
+            config=config,  # type: ignore[arg-type]
+            max_tokens=self.output_cap(stage),
+        )
         return attempt_update(stage, attempt, dict(result.usage)), result
 
     async def draft(

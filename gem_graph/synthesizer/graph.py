@@ -32,7 +32,7 @@ from gem_graph.environment import (
     make_environment,
 )
 from gem_graph.execution import Call, Parts
-from gem_graph.llm import invoke_model, message_text, usage_entry
+from gem_graph.llm import message_text
 from gem_graph.nodes import add_document_frame, add_stage_loops, stage_context
 from gem_graph.records import build_record
 from gem_graph.settings import Settings
@@ -46,6 +46,7 @@ from gem_graph.synthesizer.format import (
     parse_target,
     render_target,
 )
+from gem_graph.usage import usage_entry
 
 STAGE = "synthesizer"
 INSTRUCTION = "Turn the following text into multi-turn tool-use trajectories."
@@ -72,7 +73,9 @@ async def synthesize_node(state: dict[str, Any], ctx: StageContext) -> dict[str,
         state, stage=STAGE, values={"instruction": INSTRUCTION, "text": state["document"]["text"]}
     )
     started = time.perf_counter()
-    reply = await invoke_model(ctx.llm.llm, messages, config)  # type: ignore[arg-type]
+    cap = ctx.output_cap(STAGE)
+    model = ctx.llm.runnable(None, "json_text", cap)
+    reply = await ctx.llm.invoke(model, messages, config, max_tokens=cap)  # type: ignore[arg-type]
     usage = usage_entry(STAGE, reply, time.perf_counter() - started)
     return {
         **attempt_update(STAGE, attempt, dict(usage)),
@@ -201,6 +204,7 @@ async def check_node(state: dict[str, Any], ctx: StageContext) -> dict[str, Any]
             "scenario": target["scenario"],
             "tools": target["tools"],
             "patterns": [],
+            "user_goal": target.get("user_goal"),
         },
         "verification": verification,
     }

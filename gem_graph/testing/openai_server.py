@@ -23,9 +23,12 @@ from typing import Any
 class Fault:
     """A failure to serve instead of an answer."""
 
-    kind: str  # "400", "429", "500", "reset", "slow", "truncated", "not_json"
+    kind: str  # "400", "429", "500", "reset", "slow", "truncated", "not_json", "status"
     retry_after: float | None = None
     delay_s: float = 0.0
+    status: int = 500
+    """With kind "status": the HTTP status to answer with, and `body` as its JSON."""
+    body: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class Answer:
     tool_call: tuple[str, dict[str, Any]] | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
+    """Default: "tool_calls" for a tool call, else "stop"; "length" says the cap was hit."""
+
+    @property
+    def finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_call else "stop")
 
 
 ServerResponder = Callable[[dict[str, Any]], Answer | Fault]
@@ -60,10 +69,26 @@ def structured_answer(request: dict[str, Any], payload: dict[str, Any]) -> Answe
     return Answer(content=json.dumps(payload, ensure_ascii=False))
 
 
+def capped(request: dict[str, Any], answer: Answer, honoured: tuple[str, ...]) -> Answer:
+    """`answer` cut to the request's token cap (~4 characters a token), as a server that
+    honours the cap parameters in `honoured` would."""
+    caps = [request[name] for name in honoured if isinstance(request.get(name), int)]
+    if not caps or answer.tool_call is not None or len(answer.content) <= 4 * min(caps):
+        return answer
+    cap = min(caps)
+    return Answer(
+        content=answer.content[: 4 * cap],
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=cap,
+        finish_reason="length",
+    )
+
+
 @dataclass
 class _Shared:
     responder: ServerResponder
     latency_s: float
+    honoured_caps: tuple[str, ...] = ("max_completion_tokens", "max_tokens")
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(outcome, Fault):
             self._fault(outcome)
             return
+        outcome = capped(request, outcome, shared.honoured_caps)
         if request.get("stream"):
             self._stream(request, outcome)
         else:
@@ -119,6 +145,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif fault.kind == "500":
             self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+        elif fault.kind == "status":
+            self._send(fault.status, fault.body or {"error": {"message": "error"}})
         elif fault.kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
             self.connection.close()
@@ -174,7 +202,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "index": 0,
                     "message": message,
-                    "finish_reason": "tool_calls" if answer.tool_call else "stop",
+                    "finish_reason": answer.finish,
                 }
             ],
             "usage": self._usage(request, answer, text),
@@ -200,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "delta": {},
-                        "finish_reason": "tool_calls" if answer.tool_call else "stop",
+                        "finish_reason": answer.finish,
                     }
                 ],
             },
@@ -244,11 +272,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class LoopbackOpenAIServer:
-    """Context manager running the server on a free 127.0.0.1 port in a background thread."""
+    """Context manager running the server on a free 127.0.0.1 port in a background thread.
 
-    def __init__(self, responder: ServerResponder, *, latency_s: float = 0.0) -> None:
+    `honoured_caps`: the request fields whose token cap the server obeys (llama-cpp-python
+    obeys `max_tokens` and ignores `max_completion_tokens`).
+    """
+
+    def __init__(
+        self,
+        responder: ServerResponder,
+        *,
+        latency_s: float = 0.0,
+        honoured_caps: tuple[str, ...] = ("max_completion_tokens", "max_tokens"),
+    ) -> None:
         self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.shared = _Shared(responder=responder, latency_s=latency_s)
+        self._server.shared = _Shared(
+            responder=responder, latency_s=latency_s, honoured_caps=honoured_caps
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -22,6 +22,7 @@ from test_runner_helpers import (
     document,
     respond,
     settings_toml,
+    stage_requests,
     write_jsonl,
 )
 
@@ -79,11 +80,11 @@ def test_a_run_killed_with_sigkill_resumes_with_every_document_exactly_once(tmp_
         victim.wait(timeout=10)
         done_before = finished_count(run_dir)
         assert 5 <= done_before < n
-        requests_before = len(server.requests)
+        requests_before = len(stage_requests(server))
 
         resumed = gem(*args)
         assert resumed.returncode == 0, resumed.stderr
-        new_requests = len(server.requests) - requests_before
+        new_requests = len(stage_requests(server)) - requests_before
     # Only unfinished documents were asked for again (at most 3 were in flight when killed).
     assert new_requests <= (n - done_before) * CALLS_PER_KEPT
     with RunStore(run_dir) as store:
@@ -178,7 +179,7 @@ def test_the_aiohttp_client_runs_closes_cleanly_and_is_not_an_output_setting(tmp
             "run", more, "-o", run_dir, "--settings", toml, "--http-client", "aiohttp",
             "--workers", "2", "--quiet",
         )  # fmt: skip
-        requests = len(server.requests)
+        requests = len(stage_requests(server))
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     assert "Unclosed" not in two.stderr  # every worker closed its aiohttp session

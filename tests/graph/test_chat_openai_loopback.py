@@ -99,7 +99,7 @@ async def test_a_server_without_json_schema_support_falls_back_down_the_ladder()
     assert len(out["records"]) == 1, out["rejects"]
     kinds = [
         (
-            "rf"
+            r["json"]["response_format"]["type"]
             if r["json"].get("response_format")
             else "tools"
             if r["json"].get("tools")
@@ -107,7 +107,7 @@ async def test_a_server_without_json_schema_support_falls_back_down_the_ladder()
         )
         for r in server.requests
     ]
-    assert kinds[0] == "rf" and set(kinds[1:]) == {"tools"}
+    assert kinds[0] == "json_schema" and set(kinds[1:]) == {"json_object"}
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration
-from test_runner_helpers import document, fast_settings, respond, write_jsonl
+from test_runner_helpers import document, fast_settings, respond, stage_requests, write_jsonl
 
 from gem_graph.llm import make_chat_model
 from gem_graph.run.cache import SQLiteLLMCache, normalize_llm_string
@@ -31,7 +31,7 @@ async def test_a_cached_rerun_into_a_new_folder_makes_no_model_calls(tmp_path):
                 settings=settings,
                 options=options,
             )
-            outcomes.append((result, len(server.requests)))
+            outcomes.append((result, len(stage_requests(server))))
     (first, first_calls), (second, second_calls) = outcomes
     assert first_calls == 16 and first.cache_hits == 0
     assert second_calls == 0 and second.cache_hits == 16

@@ -7,7 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond, write_jsonl
+from test_runner_helpers import (
+    CALLS_PER_KEPT,
+    document,
+    fast_settings,
+    respond,
+    stage_requests,
+    write_jsonl,
+)
 
 from gem_graph.llm import aclose_chat_model, make_chat_model
 from gem_graph.run.corpus import read_corpus
@@ -22,6 +29,8 @@ async def run(path: Path, run_dir: Path, base_url: str, **options) -> RunSummary
         base_url=base_url,
         timeout_s=options.pop("timeout_s", 5.0),
         http_client=options.pop("http_client", "httpx"),
+        # The faults are injected into stage calls; the probe has tests of its own.
+        probe=options.pop("probe", False),
     )
     run_values = {k: options.pop(k) for k in list(options) if k in RunSettings.model_fields}
     settings = settings.updated(run=run_values)
@@ -53,7 +62,7 @@ async def test_a_transient_fault_is_retried_and_the_document_is_kept(tmp_path, f
         result = await run(
             corpus, tmp_path / "run", server.base_url, timeout_s=0.8, http_client=http_client
         )
-        requests = len(server.requests)
+        requests = len(stage_requests(server))
     assert (result.kept, result.failed, result.stopped_reason) == (1, 0, None)
     assert requests == CALLS_PER_KEPT + 1
     with RunStore(tmp_path / "run") as store:

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from gem_graph.settings import ModelSettings, PipelineSettings, RunSettings, Settings
-from gem_graph.testing.openai_server import Answer, Fault, requested_schema_name, structured_answer
+from gem_graph.testing.openai_server import (
+    Answer,
+    Fault,
+    LoopbackOpenAIServer,
+    requested_schema_name,
+    structured_answer,
+)
+from gem_graph.testing.quirks import is_probe_request, probe_answer
 
 CALLS_PER_KEPT = 3
 
@@ -148,19 +155,31 @@ PAYLOADS = {"ExtractOutput": EXTRACT_OK, "TrajectoryOutput": GROUND_OK}
 
 
 def respond(request: dict[str, Any]) -> Answer | Fault:
-    """Answer any stage of the library procedure; texts with NEWS are irrelevant."""
+    """Answer any stage of the library procedure (and the capability probe, as a capable
+    model would); texts with NEWS are irrelevant."""
+    probe = probe_answer(request)
+    if probe is not None:
+        return probe
+    answer = structured_answer(request, payload(request))
+    return Answer(
+        content=answer.content, tool_call=answer.tool_call, prompt_tokens=100, completion_tokens=10
+    )
+
+
+def payload(request: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object the scripted model answers a stage request with."""
     name = requested_schema_name(request)
     prompt = json.dumps(request["messages"])
     if name is None:
         name = next(n for n in ("FilterOutput", *PAYLOADS) if f'\\"title\\": \\"{n}\\"' in prompt)
     if name == "FilterOutput":
-        payload = FILTER_NO if "NEWS" in prompt else FILTER_OK
-    else:
-        payload = PAYLOADS[name]
-    answer = structured_answer(request, payload)
-    return Answer(
-        content=answer.content, tool_call=answer.tool_call, prompt_tokens=100, completion_tokens=10
-    )
+        return FILTER_NO if "NEWS" in prompt else FILTER_OK
+    return PAYLOADS[name]
+
+
+def stage_requests(server: LoopbackOpenAIServer) -> list[dict[str, Any]]:
+    """The server's requests from pipeline stages (the capability probe's left out)."""
+    return [r for r in server.requests if not is_probe_request(r["json"])]
 
 
 def fast_settings(**model: Any) -> Settings:

@@ -17,6 +17,7 @@ from test_runner_helpers import (
     document,
     fast_settings,
     respond,
+    stage_requests,
     write_jsonl,
 )
 
@@ -54,7 +55,7 @@ async def test_a_corpus_run_stores_records_rejects_usage_and_settings(tmp_path, 
     result = await run(corpus, tmp_path / "run", server, concurrency=3)
     assert (result.processed, result.kept, result.rejected, result.failed) == (7, 6, 1, 0)
     assert result.complete
-    assert len(server.requests) == 6 * CALLS_PER_KEPT + 1
+    assert len(stage_requests(server)) == 6 * CALLS_PER_KEPT + 1
     with RunStore(tmp_path / "run") as store:
         records = list(store.iter_records())
         assert sorted(r["source"]["doc_id"] for r in records) == [f"doc-{i:04d}" for i in range(6)]
@@ -81,12 +82,12 @@ async def test_a_corpus_run_stores_records_rejects_usage_and_settings(tmp_path, 
 async def test_re_running_skips_finished_documents_and_only_adds_new_ones(tmp_path, server):
     rows = [document(i) for i in range(4)]
     await run(write_jsonl(tmp_path / "c.jsonl", rows), tmp_path / "run", server, concurrency=2)
-    first = len(server.requests)
+    first = len(stage_requests(server))
     again = await run(tmp_path / "c.jsonl", tmp_path / "run", server)
     assert (again.processed, again.skipped) == (0, 4)
-    assert len(server.requests) == first
+    assert len(stage_requests(server)) == first
     await run(write_jsonl(tmp_path / "c.jsonl", [*rows, document(4)]), tmp_path / "run", server)
-    assert len(server.requests) == first + CALLS_PER_KEPT
+    assert len(stage_requests(server)) == first + CALLS_PER_KEPT
     with RunStore(tmp_path / "run") as store:
         doc_ids = [r["source"]["doc_id"] for r in store.iter_records()]
         runs = {d["id"]: d["runs"] for d in store.iter_documents()}
@@ -174,7 +175,7 @@ async def test_the_rate_limiter_spaces_model_requests(tmp_path, server):
     corpus = write_jsonl(tmp_path / "c.jsonl", [document(0), document(1)])
     started = time.monotonic()
     await run(corpus, tmp_path / "run", server, requests_per_second=10.0, concurrency=2)
-    stamps = len(server.requests)
+    stamps = len(stage_requests(server))
     assert stamps == 2 * CALLS_PER_KEPT
     assert time.monotonic() - started >= 0.45  # 6 requests at 10/s
 
