@@ -12,17 +12,27 @@ cap's form and a timeout that fits the server.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
-from typing import Any, Literal, get_args
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar, get_args
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from gem_graph.llm import LADDER, StructuredLLM, is_request_rejection, is_retryable
+from gem_graph.llm import (
+    LADDER,
+    StructuredLLM,
+    is_request_rejection,
+    is_retryable,
+    is_timeout,
+    message_text,
+)
 from gem_graph.run.config import redact_url
 from gem_graph.settings import CapParameter, ServerProfile, StructuredMethod
 
+T = TypeVar("T")
 PROBE_MARKER = "gem-graph capability probe"
 """In every probe request's system message, so a log (or a test server) can tell them apart."""
 CAP_PROBE_TOKENS = 8
@@ -117,115 +127,115 @@ async def probe_model(
     model: str,
     methods: tuple[StructuredMethod, ...] = LADDER,
 ) -> ModelProfile:
-    """Try each method in ladder order until one works, then the cap form and the speed.
+    """Learn the cap form (and the speed) first, so that no later probe call can run on,
+    then try each method in ladder order until one works.
 
-    Raises `ProbeFailed` when the server cannot be reached, refuses the credentials, or
-    rejects every request shape.
+    Raises `ProbeFailed` with one line when the server cannot be reached, refuses the
+    credentials, keeps failing, or rejects every request shape.
     """
     where = f"the model server at {redact_url(endpoint)}" if endpoint else "the model server"
-    trials: list[MethodTrial] = []
-    for method in methods:
-        try:
-            trial = await _try_method(llm, method)
-        except ProbeFailed as exc:
-            raise ProbeFailed(f"{where}: {exc}") from None
-        if trial.detail.startswith(("unreachable", "refused")):
-            raise ProbeFailed(f"{where}: {trial.detail}")
-        trials.append(trial)
-        if trial.works:
-            break
+    try:
+        server, honoured = await _probe_caps(llm)
+        trials: list[MethodTrial] = []
+        for method in methods:
+            trials.append(await _try_method(llm, method, server))
+            if trials[-1].works:
+                break
+    except ProbeFailed as exc:
+        raise ProbeFailed(f"{where}: {exc}") from None
     if not any(t.accepted for t in trials):
         last = trials[-1].detail
         raise ProbeFailed(f"{where}: rejected every structured-output method; last: {last}")
     chosen = next((t for t in trials if t.works), None) or next(t for t in trials if t.accepted)
-    server = ServerProfile(method=chosen.method, latency_s=round(chosen.seconds, 3))
-    server, honoured = await _probe_caps(llm, server)
+    server = server.model_copy(
+        update={"method": chosen.method if chosen.works else None, "latency_s": chosen.seconds}
+    )
     return ModelProfile(
         endpoint=endpoint, model=model, server=server, trials=trials, caps_honoured=honoured
     )
 
 
-async def _try_method(llm: BaseChatModel, method: StructuredMethod) -> MethodTrial:
-    structured = StructuredLLM(llm, method=method, timeout=_probe_deadline)
-    for attempt in range(TRANSIENT_RETRIES + 1):
+async def _probe_caps(llm: BaseChatModel) -> tuple[ServerProfile, bool]:
+    """The first cap form that stops a long reply (and tokens per second, measured on the
+    way); `(…, False)` when the server obeys neither."""
+    rate: float | None = None
+    for parameter in get_args(CapParameter):
+        server = ServerProfile(cap_parameter=parameter)
+        structured = StructuredLLM(llm, method="json_text", server=server, timeout=_deadline)
+        runnable = structured.runnable(None, "json_text", CAP_PROBE_TOKENS)
         started = time.perf_counter()
-        try:
-            result = await structured.call(ProbeReply, _MESSAGES, stage="probe", max_tokens=64)
-        except Exception as exc:
-            seconds = time.perf_counter() - started
-            status = getattr(exc, "status_code", None)
-            if is_request_rejection(exc):
-                return _trial(method, False, f"rejected the request: {_one_line(exc)}", seconds)
-            if status in (401, 403):
-                unset = "" if os.environ.get("OPENAI_API_KEY") else " (OPENAI_API_KEY is not set)"
-                return _trial(method, False, f"refused the credentials: HTTP {status}{unset}", 0)
-            if is_retryable(exc) and status is None:
-                return _trial(method, False, f"unreachable: {_one_line(exc)}", seconds)
-            if is_retryable(exc) and attempt < TRANSIENT_RETRIES:
-                await asyncio.sleep(2**attempt)
-                continue
-            raise ProbeFailed(f"keeps failing: {_one_line(exc)}") from None
+        message = await _ask(
+            functools.partial(structured.invoke, runnable, _LONG, None, max_tokens=CAP_PROBE_TOKENS)
+        )
         seconds = time.perf_counter() - started
-        tokens = int(result.usage.get("output_tokens", 0))
-        if result.parsed is not None:
-            return _trial(method, True, "ok", seconds, tokens)
-        shape = _one_line(result.error or "")
-        return _trial(method, False, f"answered, but not in shape: {shape}", seconds, tokens)
-    raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+        if isinstance(message, str):  # a request-shape rejection: try the other form
+            continue
+        meta = getattr(message, "usage_metadata", None) or {}
+        tokens = int(meta.get("output_tokens", 0) or 0) or len(message_text(message)) // 4
+        if tokens and seconds > 0:
+            rate = max(rate or 0.0, tokens / seconds)
+        if 0 < tokens <= CAP_PROBE_TOKENS + 4:
+            return server.model_copy(update={"tokens_per_s": _rounded(rate)}), True
+    return ServerProfile(tokens_per_s=_rounded(rate)), False
 
 
-def _trial(
-    method: StructuredMethod, accepted: bool, detail: str, seconds: float, tokens: int = 0
+async def _try_method(
+    llm: BaseChatModel, method: StructuredMethod, server: ServerProfile
 ) -> MethodTrial:
+    """Ask for the tiny schema with `method`; it works when the reply validates."""
+    structured = StructuredLLM(llm, method=method, server=server, timeout=_deadline)
+    started = time.perf_counter()
+    result = await _ask(
+        lambda: structured.call(ProbeReply, _MESSAGES, stage="probe", max_tokens=64)
+    )
+    seconds = round(time.perf_counter() - started, 3)
+    if isinstance(result, str):
+        return MethodTrial(
+            method=method, works=False, accepted=False, detail=result, seconds=seconds
+        )
+    tokens = int(result.usage.get("output_tokens", 0))
+    works = result.parsed is not None
+    detail = "ok" if works else f"answered, but not in shape: {_one_line(result.error or '')}"
     return MethodTrial(
         method=method,
-        works=detail == "ok",
-        accepted=accepted or detail == "ok" or detail.startswith("answered"),
+        works=works,
+        accepted=True,
         detail=detail,
-        seconds=round(seconds, 3),
+        seconds=seconds,
         output_tokens=tokens,
     )
 
 
-def _probe_deadline(max_tokens: int | None) -> float:
+async def _ask(call: Callable[[], Awaitable[T]]) -> T | str:
+    """`call()`'s answer, or why the server rejected its request shape (a string). Raises
+    `ProbeFailed` when the server is unusable: unreachable, silent past the probe's
+    deadline, refusing the credentials, or failing on retries."""
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        try:
+            return await call()
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            if is_request_rejection(exc):
+                return f"rejected the request: {_one_line(exc)}"
+            if status in (401, 403):
+                unset = "" if os.environ.get("OPENAI_API_KEY") else " (OPENAI_API_KEY is not set)"
+                raise ProbeFailed(f"refused the credentials: HTTP {status}{unset}") from None
+            if is_timeout(exc):
+                raise ProbeFailed(f"did not answer within {PROBE_TIMEOUT_S:g} s") from None
+            if is_retryable(exc) and status is None:
+                raise ProbeFailed(f"unreachable: {_one_line(exc)}") from None
+            if not is_retryable(exc) or attempt == TRANSIENT_RETRIES:
+                raise ProbeFailed(f"keeps failing: {_one_line(exc)}") from None
+            await asyncio.sleep(2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _deadline(max_tokens: int | None) -> float:
     return PROBE_TIMEOUT_S
 
 
-async def _probe_caps(llm: BaseChatModel, server: ServerProfile) -> tuple[ServerProfile, bool]:
-    """Find a cap form that stops a long reply; measure tokens per second on the way."""
-    rate: float | None = None
-    for parameter in get_args(CapParameter):
-        tokens, seconds = await _capped_reply(llm, parameter)
-        if tokens and seconds > 0:
-            rate = max(rate or 0.0, tokens / seconds)
-        if 0 < tokens <= CAP_PROBE_TOKENS + 4:
-            speed = round(rate, 1) if rate else None
-            return server.model_copy(
-                update={"cap_parameter": parameter, "tokens_per_s": speed}
-            ), True
-    return server.model_copy(update={"tokens_per_s": round(rate, 1) if rate else None}), False
-
-
-async def _capped_reply(llm: BaseChatModel, parameter: CapParameter) -> tuple[int, float]:
-    """Output tokens and seconds of a long reply asked to stop at `CAP_PROBE_TOKENS`."""
-    structured = StructuredLLM(
-        llm,
-        method="json_text",
-        server=ServerProfile(cap_parameter=parameter),
-        timeout=_probe_deadline,
-    )
-    runnable = structured.runnable(None, "json_text", CAP_PROBE_TOKENS)
-    started = time.perf_counter()
-    try:
-        message: Any = await structured.invoke(runnable, _LONG, None, max_tokens=CAP_PROBE_TOKENS)
-    except Exception:
-        return 0, 0.0
-    seconds = time.perf_counter() - started
-    meta = getattr(message, "usage_metadata", None) or {}
-    tokens = int(meta.get("output_tokens", 0) or 0)
-    if not tokens:
-        tokens = max(1, len(str(getattr(message, "content", ""))) // 4)
-    return tokens, seconds
+def _rounded(rate: float | None) -> float | None:
+    return round(rate, 1) if rate else None
 
 
 def _one_line(value: object) -> str:

@@ -232,6 +232,8 @@ async def _verify_record(
     if "messages" not in record:
         problems.append(problem("invalid_record", "record has no messages", "record"))
         return _summary(record_id, problems)
+    record, decode_problems = _decode_json_columns(record)
+    problems.extend(decode_problems)
     try:
         scenario = record.get("scenario")
         result = await verify_trajectory(
@@ -287,6 +289,28 @@ def _summary(
         "problems": cleaned,
         "final_state_sha256": final_state_sha256,
     }
+
+
+JSON_COLUMNS = ("tools", "scenario")
+"""Fields the `openai` export writes as JSON strings (Arrow needs one type per column)."""
+
+
+def _decode_json_columns(record: dict[str, Any]) -> tuple[dict[str, Any], list[ProblemDict]]:
+    """`record` with its JSON-string columns decoded, so that `verify` reads this tool's own
+    `openai` exports as well as native records; an undecodable one is a problem."""
+    decoded = dict(record)
+    problems: list[ProblemDict] = []
+    for key in JSON_COLUMNS:
+        value = decoded.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            decoded[key] = strictjson.loads(value)
+        except strictjson.StrictJSONError as exc:
+            message = f"{key} is a string but not JSON ({exc})"
+            problems.append(problem("invalid_record", message, key))
+            del decoded[key]
+    return decoded, problems
 
 
 def _read_scenario(

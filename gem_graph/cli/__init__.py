@@ -9,34 +9,88 @@ line on stderr without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from gem_graph import __version__
 from gem_graph.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
-COMMANDS = ("demo", "run", "config", "stats", "export", "verify", "distill", "train", "compare")
+COMMANDS = (
+    "demo",
+    "run",
+    "config",
+    "stats",
+    "export",
+    "verify",
+    "distill",
+    "train",
+    "compare",
+    "doctor",
+)
 """Subcommand modules under `gem_graph.cli`, in the order `--help` lists them."""
 
 Command = Callable[[argparse.Namespace], int]
 
 
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` (default: the process arguments), run the subcommand, return its code."""
+    """Parse `argv` (default: the process arguments), run the subcommand, return its code.
+
+    SIGTERM ends a command as Ctrl-C does (a run closes its session, finished work is
+    kept); a reader that goes away (`| head`) ends it quietly.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     command: Command = args.command
+    terminated = threading.Event()
     try:
-        return command(args)
+        with _terminate_like_interrupt(terminated):
+            code = command(args)
+        sys.stdout.flush()
+        return code
     except UsageError as exc:
         print(f"gem-graph: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        if terminated.is_set():
+            print("gem-graph: terminated; finished work is kept", file=sys.stderr)
+            return EXIT_TERMINATED
         print("gem-graph: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull so the exit-time flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt(came: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM becomes SIGINT (asyncio cancels a running loop's main task on
+    SIGINT, so `finally` blocks run) and sets `came`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        came.set()
+        signal.raise_signal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,6 +57,8 @@ def handle(args: argparse.Namespace) -> int:
     for reason, count in sorted(result.skipped.items()):
         print(f"  left out {count}: {reason}")
     total = sum(counts.values())
+    if total == 0 and not result.skipped:
+        print(f"  {_nothing_kept(args.run_dir)}", file=sys.stderr)
     if total == 0 and result.skipped.get("source text unavailable"):
         print(
             "  this run's store holds no source texts (it predates stored texts): pass the "
@@ -64,3 +66,15 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK if total else EXIT_FAILED
+
+
+def _nothing_kept(run_dir: Path) -> str:
+    """Why a run gave nothing to distill: its document counts and where to look."""
+    from gem_graph.run.store import RunStore
+
+    with RunStore(run_dir) as store:
+        docs = store.summary()["documents"]
+    return (
+        f"the run kept no trajectories ({docs['total']} document(s): {docs['rejected']} "
+        f"rejected, {docs['failed']} failed); `gem-graph stats {run_dir}` shows why"
+    )

@@ -51,6 +51,17 @@ def handle(args: argparse.Namespace) -> int:
         items = read_corpus(args.input, text_field=run.text_field, id_field=run.id_field)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
+    if count_corpus(args.input) == 0:
+        raise UsageError(
+            f"{args.input} holds no documents (an empty file, or a folder without .txt/.md "
+            "files); nothing to run"
+        )
+    from gem_graph.run.endpoint import missing_key_hint
+
+    if hint := missing_key_hint(settings.model.base_url):
+        raise UsageError(hint)
+    if finished := _finished_before(args.output):
+        print(f"resuming {args.output}: skipping {finished} finished document(s)", file=sys.stderr)
     # The model stack is imported only once the arguments are known to be usable.
     from gem_graph.llm import aclose_chat_model, make_chat_model
     from gem_graph.run.report import render_summary
@@ -107,3 +118,16 @@ def handle(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _finished_before(run_dir: Path) -> int:
+    """Documents an earlier session of `run_dir` finished (0 for a new run folder)."""
+    from gem_graph.run.store import STORE_FILE, RunStore, StoreError
+
+    if not (run_dir / STORE_FILE).is_file():
+        return 0
+    try:
+        with RunStore(run_dir) as store:
+            return len(store.finished_ids())
+    except StoreError:
+        return 0  # the run itself reports an unusable store

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from gem_graph.export.dialogue import ExportError
 from gem_graph.export.hermes import to_hermes
 from gem_graph.export.openai_chat import to_openai
+from gem_graph.export.records import to_record
 from gem_graph.export.sharegpt import to_sharegpt
 from gem_graph.export.tasks import to_task
 
@@ -20,9 +21,10 @@ EXPORTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "sharegpt": to_sharegpt,
     "hermes": to_hermes,
     "tasks": to_task,
+    "records": to_record,
 }
 FORMATS = tuple(EXPORTERS)
-"""The export format names: `openai`, `sharegpt`, `hermes`, `tasks`."""
+"""The export format names: `openai`, `sharegpt`, `hermes`, `tasks`, `records`."""
 
 
 def export_records(

@@ -1,4 +1,5 @@
-"""The `openai` export format: `{"messages", "tools"}` in OpenAI chat format.
+"""The `openai` export format: `{"id", "messages", "tools", "scenario"}` in OpenAI chat
+format; `gem-graph verify` reads these rows back.
 
 Messages keep only `role`, `content`, `tool_calls` (assistant, when it calls) and
 `tool_call_id` (tool). `content` is always a string (`""` for an assistant turn that only
@@ -7,7 +8,8 @@ and a JSONL of many records loads with `datasets.load_dataset("json", ...)`. `to
 JSON *string* by default: JSON Schemas differ from tool to tool, and Arrow would merge
 them into one struct, filling every tool with the other tools' properties as nulls. TRL
 decodes a string `tools` column; pass `tools_as_json=False` for a plain list (e.g.
-OpenAI's fine-tuning API).
+OpenAI's fine-tuning API). `scenario` (the rows and clock the dialogue starts from, `null`
+when none) follows the same choice, so a row can be replayed.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def _openai_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_openai(record: dict[str, Any], *, tools_as_json: bool = True) -> dict[str, Any]:
-    """`{"messages", "tools"}` in OpenAI chat format, normalised for HF datasets and TRL."""
+    """`{"id", "messages", "tools", "scenario"}` in OpenAI chat format, normalised for HF
+    datasets and TRL."""
     out: list[dict[str, Any]] = []
     for message in messages_of(record):
         role = message["role"]
@@ -52,7 +55,10 @@ def to_openai(record: dict[str, Any], *, tools_as_json: bool = True) -> dict[str
             row["tool_call_id"] = str(message["tool_call_id"])
         out.append(row)
     tools = list(record.get("tools") or [])
+    scenario = record.get("scenario")
     return {
+        "id": str(record.get("id") or ""),
         "messages": out,
         "tools": json.dumps(tools, ensure_ascii=False) if tools_as_json else tools,
+        "scenario": json.dumps(scenario, ensure_ascii=False) if tools_as_json else scenario,
     }

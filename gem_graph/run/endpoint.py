@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,22 @@ def model_endpoint(llm: BaseChatModel) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def missing_key_hint(base_url: str | None) -> str | None:
+    """Why a run on OpenAI's own API cannot start (no `OPENAI_API_KEY`), else None.
+
+    Local servers take any key, so only the default URL and api.openai.com need one.
+    """
+    if os.environ.get("OPENAI_API_KEY"):
+        return None
+    host = urlsplit(base_url).hostname if base_url else "api.openai.com"
+    if host != "api.openai.com":
+        return None
+    return (
+        "OPENAI_API_KEY is not set, and the model server is OpenAI's API; export the key, "
+        "or point --base-url (or OPENAI_BASE_URL) at your own server"
+    )
 
 
 def preflight(base_url: str, *, timeout_s: float = 5.0) -> None:

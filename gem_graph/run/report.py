@@ -32,17 +32,23 @@ class RunCounters:
     input_tokens: int = 0
     output_tokens: int = 0
     started: float = field(default_factory=time.monotonic)
+    prior_seconds_per_doc: float | None = None
+    """From earlier sessions of a resumed run: the ETA until this session has its own rate."""
 
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
 
     def eta_seconds(self) -> float | None:
-        """Seconds left at the rate of documents processed this session."""
-        if not self.total or self.processed == 0:
+        """Seconds left at the rate of documents processed this session (before the first,
+        at an earlier session's rate)."""
+        if not self.total:
             return None
-        elapsed = time.monotonic() - self.started
         left = max(self.total - self.done, 0.0)
+        if self.processed == 0:
+            prior = self.prior_seconds_per_doc
+            return prior * left if prior else None
+        elapsed = time.monotonic() - self.started
         work_done = max(self.done - self.skipped, 1e-9)
         return elapsed / work_done * left
 

@@ -354,7 +354,7 @@ async def run_corpus(
     if options.preflight and endpoint:
         preflight(endpoint)
     store = RunStore(options.run_dir, create=True)
-    counters = RunCounters(total=options.total)
+    counters = RunCounters(total=options.total, prior_seconds_per_doc=store.seconds_per_document())
     session = 0
     started = time.monotonic()
     stopped: str | None = "interrupted"

@@ -198,6 +198,18 @@ class RunStore:
         rows = self.db.table("documents").rows_where("status IN (?, ?)", FINISHED, select="id")
         return {row["id"] for row in rows}
 
+    def seconds_per_document(self) -> float | None:
+        """Wall seconds per processed document over earlier sessions (None before any):
+        a resumed run's first estimate of time left, before it has finished one itself."""
+        row = next(
+            self.db.query(
+                "SELECT (SELECT COUNT(*) FROM documents WHERE stage != 'input') AS n, "
+                "(SELECT COALESCE(SUM(finished_at - started_at), 0) FROM sessions "
+                "WHERE finished_at IS NOT NULL) AS seconds"
+            )
+        )
+        return float(row["seconds"]) / row["n"] if row["n"] and row["seconds"] else None
+
     def save_document(
         self,
         document: Mapping[str, Any],

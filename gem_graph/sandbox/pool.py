@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import os
 import resource
 import shutil
 import signal
 import tempfile
-import warnings
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,6 +23,8 @@ from gem_graph.sandbox.probe import probe, seccomp_binding_dir
 from gem_graph.sandbox.process import FreshWorker, WorkerHandle
 from gem_graph.sandbox.templates import TemplateCache
 from gem_graph.settings import SandboxSettings
+
+_LOG = logging.getLogger("gem_graph.sandbox")
 
 INFRASTRUCTURE_ATTEMPTS = 3
 """Tries to open an episode when the machine, not the tool code, fails (fork server gone)."""
@@ -67,6 +69,7 @@ class Sandbox:
         self._bwrap: str | None = None
         self._start_lock: asyncio.Lock | None = None
         self._closed = False
+        self._said_unconfined = False
         self._prestarting = not (self.settings.fork_server and self.settings.templates > 0)
         """With templates, episodes fork from them; pre-start only once one does not."""
 
@@ -214,11 +217,9 @@ class Sandbox:
         """
         if self.settings.tier == "none":
             self._check_tier()
-            warnings.warn(
-                'sandbox tier "none": untrusted tool code runs with rlimits only',
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            if not self._said_unconfined:
+                self._said_unconfined = True
+                _LOG.warning('sandbox tier "none": untrusted tool code runs with rlimits only')
 
         templated = (
             not isinstance(database, bytes | bytearray)

@@ -44,7 +44,10 @@ def _seccomp_status() -> tuple[bool, str]:
 def _bwrap_status() -> tuple[str | None, str]:
     path = shutil.which("bwrap")
     if path is None:
-        return None, "bubblewrap (bwrap) is not installed"
+        return None, (
+            "bubblewrap (bwrap) is not installed; install it with your package manager "
+            "(Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap)"
+        )
     argv = [*bwrap_argv(path), python_executable(), "-I", "-S", "-c", "pass"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin"})

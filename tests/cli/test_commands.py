@@ -45,13 +45,41 @@ def test_demo_twice_resumes_without_redoing_work(demo_run):
     assert summary["documents"]["total"] == 8
 
 
-@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "hermes", "tasks"])
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt", "hermes", "tasks", "records"])
 def test_export_writes_one_row_per_kept_trajectory(demo_run, tmp_path, fmt):
     out = tmp_path / f"{fmt}.jsonl"
     done = gem("export", demo_run, "--format", fmt, "-o", out)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3
+
+
+@pytest.mark.parametrize("fmt", ["records", "openai"])
+def test_verify_accepts_its_own_records_and_openai_exports(demo_run, tmp_path, fmt):
+    out = tmp_path / f"{fmt}.jsonl"
+    assert gem("export", demo_run, "--format", fmt, "-o", out).returncode == 0
+    natives = tmp_path / "records.jsonl"
+    if fmt != "records":
+        assert gem("export", demo_run, "--format", "records", "-o", natives).returncode == 0
+    environments = [
+        json.loads(line)["environment"]["name"] for line in natives.read_text().splitlines()
+    ]
+    rows = out.read_text().splitlines()
+    assert len(rows) == len(environments) == 3
+    for row, environment in zip(rows, environments, strict=True):
+        one = tmp_path / "one.jsonl"
+        one.write_text(row + "\n")
+        done = gem("verify", "--env", demo_run / "environments" / environment, one)
+        verdict = json.loads(done.stdout)
+        assert done.returncode == 0, verdict["problems"]
+        assert verdict["ok"] and verdict["id"] == json.loads(row)["id"]
+        # The verdict's final state is the one the run recorded.
+        native = next(
+            json.loads(line)
+            for line in natives.read_text().splitlines()
+            if json.loads(line)["id"] == verdict["id"]
+        )
+        assert verdict["final_state_sha256"] == native["verification"]["final_state_sha256"]
 
 
 def test_distill_then_compare_a_run_with_itself(demo_run, tmp_path):

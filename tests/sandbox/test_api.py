@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import warnings
 from datetime import UTC, datetime
 
 import pytest
@@ -195,12 +196,16 @@ async def test_aclose_leaves_no_processes(tier: str) -> None:
         assert pid is None or not os.path.exists(f"/proc/{pid}") or _zombie(pid)
 
 
-async def test_tier_none_requires_opt_in() -> None:
+async def test_tier_none_requires_opt_in_and_says_so_once(caplog) -> None:
     with pytest.raises(SandboxUnavailable, match="allow_unsafe_none"):
         await Sandbox(test_settings("none")).open_episode("def f(db):\n    return 1\n", make_db())
     async with Sandbox(test_settings("none", allow_unsafe_none=True)) as sb:
-        with pytest.warns(RuntimeWarning, match="none"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a notice, not a raw RuntimeWarning
             ep = await sb.open_episode("def f(db):\n    return 1\n", make_db())
+            await (await sb.open_episode("def f(db):\n    return 1\n", make_db())).close()
+        said = [r.getMessage() for r in caplog.records if 'tier "none"' in r.getMessage()]
+        assert said == ['sandbox tier "none": untrusted tool code runs with rlimits only']
         assert (await ep.call("f", {}))["result"] == 1
         assert ep.isolation["seccomp"] is False and ep.isolation["landlock"] == 0
         await ep.close()

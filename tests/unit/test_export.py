@@ -91,8 +91,9 @@ def assert_llamafactory_alternation(conversations: list[dict[str, str]]) -> None
 @pytest.mark.parametrize("record", GOLD, ids=IDS)
 def test_openai_rows_have_well_formed_tool_calls_and_string_contents(record):
     row = to_openai(record)
-    assert set(row) == {"messages", "tools"}
+    assert set(row) == {"id", "messages", "tools", "scenario"}
     assert json.loads(row["tools"]) == record["tools"]
+    assert json.loads(row["scenario"]) == record.get("scenario")
     ids = set()
     for message in row["messages"]:
         assert isinstance(message["content"], str)
