@@ -172,6 +172,12 @@ class Row:
             return None
         return self.b / self.a
 
+    @property
+    def ratio_text(self) -> str:
+        """The ratio as the table shows it (`-` for percentages and unknowns)."""
+        ratio = self.ratio
+        return "-" if ratio is None or self.kind == "percent" else f"{ratio:.2f}×"
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -194,17 +200,17 @@ class Comparison:
         table.add_column(self.names[1], justify="right")
         table.add_column("B / A", justify="right")
         for row in self.rows:
-            ratio = row.ratio
             table.add_row(
                 row.label,
-                _format(row.a, row.kind),
-                _format(row.b, row.kind),
-                "-" if ratio is None or row.kind == "percent" else f"{ratio:.2f}×",
+                format_value(row.a, row.kind),
+                format_value(row.b, row.kind),
+                row.ratio_text,
             )
         return table
 
 
-def _format(value: float | None, kind: str) -> str:
+def format_value(value: float | None, kind: str) -> str:
+    """A comparison value as text, by its kind (`number`, `percent` or `count`)."""
     if value is None:
         return "-"
     if kind == "percent":

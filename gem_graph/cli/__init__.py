@@ -33,6 +33,7 @@ COMMANDS = (
     "train",
     "compare",
     "doctor",
+    "report",
 )
 """Subcommand modules under `gem_graph.cli`, in the order `--help` lists them."""
 

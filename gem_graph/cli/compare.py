@@ -16,11 +16,25 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument("run_a", type=Path, metavar="RUN_A")
     parser.add_argument("run_b", type=Path, metavar="RUN_B")
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write the comparison as a self-contained HTML page",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.html",
+        help="where the page goes; implies --html (default: compare_<A>_vs_<B>.html here)",
+    )
     parser.set_defaults(command=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Print the comparison table of two run folders; 2 when one cannot be read."""
+    """Print the comparison table of two run folders (and write its page with `--html`);
+    2 when one cannot be read."""
     from rich.console import Console
 
     from gem_graph.compare import compare_runs, load_run_summary
@@ -38,4 +52,9 @@ def handle(args: argparse.Namespace) -> int:
             f"[yellow]note:[/] the runs finished different numbers of documents "
             f"({a['documents']} vs {b['documents']}); compare runs over the same texts."
         )
+    if args.html or args.output is not None:
+        from gem_graph.report.compare import write_compare_report
+
+        path = write_compare_report(args.run_a, args.run_b, args.output, summaries=(a, b))
+        console.print(f"Comparison page: {path}", markup=False, soft_wrap=True)
     return EXIT_OK

@@ -19,7 +19,8 @@ def register(subparsers: Subparsers) -> None:
         help="run the whole pipeline offline on the bundled corpus (scripted model replies)",
         description="Run the full pipeline (sandbox execution included) on a bundled corpus "
         "of eight texts with SCRIPTED, hand-written model replies: no model is called. "
-        "Writes a run folder and prints its summary.",
+        "Writes a run folder, prints its summary and writes its HTML report "
+        "(RUN_DIR/report.html).",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/demo"), metavar="RUN_DIR")
     parser.add_argument("--tier", choices=get_args(SandboxTier), default=None)
@@ -27,7 +28,8 @@ def register(subparsers: Subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run the offline demo, print its summary and how to go further; 0 when complete."""
+    """Run the offline demo, print its summary and how to go further, write its report;
+    0 when complete."""
     from gem_graph.demo import (
         REAL_MODEL_HINT,
         SANDBOX_HINT,
@@ -35,6 +37,7 @@ def handle(args: argparse.Namespace) -> int:
         demo_settings,
     )
     from gem_graph.demo import run_demo as run_demo_corpus
+    from gem_graph.report import write_report
     from gem_graph.run.report import summary_text
     from gem_graph.run.runner import RunError
 
@@ -54,4 +57,6 @@ def handle(args: argparse.Namespace) -> int:
     print(SCRIPTED_NOTICE)
     print(f"Run folder: {args.output}  (try: gem-graph export {args.output} --format openai)")
     print(REAL_MODEL_HINT)
+    report = write_report(args.output)
+    print(f"Report: {report.path}  (open it in a browser; it needs no network)")
     return EXIT_OK if result.complete else EXIT_FAILED
