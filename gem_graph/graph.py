@@ -30,6 +30,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
 from gem_graph.environment import environment_ref
+from gem_graph.eval.gold import gold_reject
 from gem_graph.nodes import add_document_frame, add_stage_loops, stage_context
 from gem_graph.records import build_record
 from gem_graph.settings import Settings
@@ -69,6 +70,10 @@ def build_gem_state_graph(
             model_name=ctx.model_name,
             prompt_versions=ctx.prompt_versions,
         )
+        if env and ctx.sandbox is not None:  # a task its own gold cannot pass is not kept
+            failed = await gold_reject(state, record, environment_from_state(env), ctx.sandbox())
+            if failed is not None:
+                return {"rejects": [failed]}
         return {"records": [record], "environments": [env] if env else []}
 
     graph = StateGraph(GemState, input_schema=GemInput, output_schema=GemOutput)

@@ -140,14 +140,43 @@ class ScenarioDraft(_Out):
     )
 
 
+class UserGoalDraft(_Out):
+    """The user of the dialogue as a simulator would play them (τ-bench's instruction)."""
+
+    persona: str = Field(description="Who the user is, in one sentence.")
+    wants: str = Field(description="What the user wants done, in their terms, in order.")
+    known_facts: list[str] = Field(
+        description="Each fact the user knows and gives when asked (names, numbers, ids "
+        "they hold), with its value, e.g. 'card number 2300-1187-42'."
+    )
+    accepts: list[str] = Field(description="What the user agrees to when offered.")
+    refuses: list[str] = Field(description="What the user declines or insists against.")
+
+
+def _goal_required(schema: dict[str, Any]) -> None:
+    """`user_goal` may be left out of a reply (older scripted replies, lenient servers), but
+    the schema sent to a model lists it as required with no default, as strict mode wants."""
+    required = schema.setdefault("required", [])
+    if "user_goal" not in required:
+        required.append("user_goal")
+    schema.get("properties", {}).get("user_goal", {}).pop("default", None)
+
+
 class TrajectoryOutput(_Out):
     """A whole dialogue written in one pass."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_goal_required)
 
     messages: list[MessageDraft]
     scenario: ScenarioDraft
     patterns: list[Pattern] = Field(description="The behaviour patterns this dialogue exercises.")
     new_tools: list[ToolDraft] = Field(
         description="Tools added by refinement; always empty when grounding."
+    )
+    user_goal: UserGoalDraft | None = Field(
+        default=None,
+        description="The dialogue's user as a goal a simulator can play: who they are, what "
+        "they want, the facts they know and give when asked, what they accept or refuse.",
     )
 
 

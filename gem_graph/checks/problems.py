@@ -51,6 +51,7 @@ CODES: Final[frozenset[str]] = frozenset(
         "environment_mismatch",  # a record names another environment (name or hash)
         "state_mismatch",  # a record's final state hash or diff is not the replay's
         "infrastructure",  # the sandbox failed, not the tool code; the document is retried
+        "gold_failed",  # the kept record's own reference cannot pass it as an eval task
     }
 )
 

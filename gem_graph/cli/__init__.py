@@ -34,6 +34,7 @@ COMMANDS = (
     "compare",
     "doctor",
     "report",
+    "eval",
 )
 """Subcommand modules under `gem_graph.cli`, in the order `--help` lists them."""
 

@@ -285,6 +285,17 @@ class Provenance(TypedDict):
 
 
 @with_config(_DOCS)
+class UserGoal(TypedDict):
+    """The dialogue's user as a goal a simulator can play (added in 0.2; optional)."""
+
+    persona: str
+    wants: str
+    known_facts: list[str]
+    accepts: list[str]
+    refuses: list[str]
+
+
+@with_config(_DOCS)
 class Record(TypedDict):
     """One kept trajectory: a verified dialogue, its environment and how it was made."""
 
@@ -303,6 +314,9 @@ class Record(TypedDict):
     stats: Stats
     usage: Usage
     provenance: Provenance
+    user_goal: NotRequired[UserGoal | None]
+    """Who the user is and what they want, for `tasks` and `gem-graph eval`; absent in
+    records written before goals existed."""
 
 
 # ---- validation and schemas ---------------------------------------------------------------

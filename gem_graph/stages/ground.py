@@ -90,6 +90,8 @@ def trajectory_from_draft(draft: dict[str, Any]) -> tuple[dict[str, Any], list[P
         "scenario": {"now": scenario_draft.get("now"), "rows": rows},
         "patterns": sorted(set(draft.get("patterns", []))),
     }
+    if isinstance(draft.get("user_goal"), dict):
+        trajectory["user_goal"] = draft["user_goal"]
     return trajectory, problems
 
 

@@ -182,6 +182,7 @@ def build_examples(
                     read_only_tools=env.manifest.read_only_tools,
                     scenario=record.get("scenario"),
                     messages=record["messages"],
+                    user_goal=record.get("user_goal"),
                 )
             )
         except TargetFormatError:

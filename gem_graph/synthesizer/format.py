@@ -10,6 +10,7 @@ Sections, in this order, each opened and closed by a tag on its own line:
     <tools_py>         the Python tool code, raw text
     <scenario>         one JSON object {"now": ..., "rows": {...}}
     <messages>         one OpenAI chat message per line (JSON)
+    <user_goal>        optional: one JSON object, the user as a goal a simulator can play
 
 Code and prose are raw, so nothing is JSON-escaped; data is JSON, one item per line, so a
 truncated answer loses whole lines rather than leaving half an object. `parse_target` reads
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from gem_graph.checks.problems import ProblemDict, problem
 
@@ -43,6 +44,8 @@ class SynthTarget(TypedDict):
     environment: TargetEnvironment
     scenario: dict[str, Any]
     messages: list[dict[str, Any]]
+    user_goal: NotRequired[dict[str, Any] | None]
+    """`persona`, `wants`, `known_facts`, `accepts`, `refuses` (`schemas.UserGoalDraft`)."""
 
 
 SECTIONS = (
@@ -55,8 +58,11 @@ SECTIONS = (
     "scenario",
     "messages",
 )
+OPTIONAL_SECTIONS = ("user_goal",)
+"""Sections after the required ones that an answer may leave out."""
 RAW_SECTIONS = frozenset({"policy", "schema_sql", "tools_py"})
-_OPEN = re.compile(r"^[ \t]*<(" + "|".join(SECTIONS) + r")>", re.MULTILINE)
+_ALL_SECTIONS = SECTIONS + OPTIONAL_SECTIONS
+_OPEN = re.compile(r"^[ \t]*<(" + "|".join(_ALL_SECTIONS) + r")>", re.MULTILINE)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 _MAX_SNIPPET = 120
 
@@ -103,6 +109,8 @@ def render_target(target: SynthTarget) -> str:
         ),
         _section("messages", "\n".join(_json(m) for m in target["messages"])),
     ]
+    if target.get("user_goal"):
+        parts.append(_section("user_goal", _json(target["user_goal"])))
     return "\n".join(parts) + "\n"
 
 
@@ -116,10 +124,11 @@ def target_from_parts(
     read_only_tools: list[str],
     scenario: dict[str, Any] | None,
     messages: list[dict[str, Any]],
+    user_goal: dict[str, Any] | None = None,
 ) -> SynthTarget:
     """Assemble a target from a record's pieces and its environment's pieces."""
     scenario = scenario or {}
-    return {
+    target: SynthTarget = {
         "tools": list(tools),
         "environment": {
             "schema_sql": schema_sql,
@@ -131,6 +140,9 @@ def target_from_parts(
         "scenario": {"now": scenario.get("now"), "rows": scenario.get("rows") or {}},
         "messages": list(messages),
     }
+    if user_goal:
+        target["user_goal"] = dict(user_goal)
+    return target
 
 
 # ---- parsing ------------------------------------------------------------------------------
@@ -162,8 +174,10 @@ def _split_sections(text: str) -> tuple[dict[str, str], list[ProblemDict]]:
         starts.setdefault(match.group(1), (match.start(), match.end()))
     problems: list[ProblemDict] = []
     contents: dict[str, str] = {}
-    for name in SECTIONS:
+    for name in _ALL_SECTIONS:
         if name not in starts:
+            if name in OPTIONAL_SECTIONS:
+                continue
             problems.append(
                 _bad(
                     name,
@@ -196,7 +210,7 @@ def _split_sections(text: str) -> tuple[dict[str, str], list[ProblemDict]]:
         elif raw.endswith("\n"):
             raw = raw[:-1]
         contents[name] = raw
-    order = [name for name in SECTIONS if name in starts]
+    order = [name for name in _ALL_SECTIONS if name in starts]
     if order != sorted(order, key=lambda n: starts[n][0]):
         problems.append(
             _bad(
@@ -289,6 +303,31 @@ def _parse_messages(content: str) -> tuple[list[dict[str, Any]], list[ProblemDic
     return messages, problems
 
 
+def _parse_user_goal(content: str | None) -> tuple[dict[str, Any] | None, list[ProblemDict]]:
+    """The optional user goal: None when the section is absent, else a checked object."""
+    from pydantic import ValidationError
+
+    from gem_graph.schemas import UserGoalDraft
+
+    if content is None:
+        return None, []
+    value, problems = _one_json("user_goal", content)
+    if problems:
+        return None, problems
+    try:
+        return UserGoalDraft.model_validate(value).model_dump(), []
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "object"
+        return None, [
+            _bad(
+                "user_goal",
+                f"write one JSON object {{persona, wants, known_facts, accepts, "
+                f"refuses}}: {where}: {first['msg']}",
+            )
+        ]
+
+
 def parse_target(text: Any) -> tuple[SynthTarget | None, list[ProblemDict]]:
     """Read a tagged document back: `(target, [])`, or `(None, problems)`; never raises."""
     if not isinstance(text, str):
@@ -309,6 +348,8 @@ def parse_target(text: Any) -> tuple[SynthTarget | None, list[ProblemDict]]:
     problems += found
     messages, found = _parse_messages(contents["messages"])
     problems += found
+    user_goal, found = _parse_user_goal(contents.get("user_goal"))
+    problems += found
     if problems:
         return None, problems
     target: SynthTarget = {
@@ -323,4 +364,6 @@ def parse_target(text: Any) -> tuple[SynthTarget | None, list[ProblemDict]]:
         "scenario": scenario,
         "messages": messages,
     }
+    if user_goal is not None:
+        target["user_goal"] = user_goal
     return target, []

@@ -31,6 +31,7 @@ from gem_graph.environment import (
     environment_ref,
     make_environment,
 )
+from gem_graph.eval.gold import gold_reject
 from gem_graph.execution import Call, Parts
 from gem_graph.llm import message_text
 from gem_graph.nodes import add_document_frame, add_stage_loops, stage_context
@@ -274,6 +275,10 @@ def build_synthesizer_state_graph(
             prompt_versions=ctx.prompt_versions,
             mode="synthesizer",
         )
+        if ctx.sandbox is not None:  # a task its own gold cannot pass is not kept
+            failed = await gold_reject(state, record, environment_from_state(env), ctx.sandbox())
+            if failed is not None:
+                return {"rejects": [failed]}
         return {"records": [record], "environments": [env]}
 
     graph = StateGraph(SynthesizerState, input_schema=GemInput, output_schema=GemOutput)

@@ -77,7 +77,7 @@ async def test_a_procedural_text_becomes_a_record_in_the_documented_format():
     for stage in ("filter", "extract", "ground", "refine", "judge"):
         assert record["usage"][stage]["calls"] == 1
         assert record["usage"][stage]["input_tokens"] > 0
-    assert record["provenance"]["prompts"]["ground"] == "ground@2"
+    assert record["provenance"]["prompts"]["ground"] == "ground@3"
     spans = record["provenance"]["spans"]
     start, end = spans["tools"]["renew_loan"]
     assert LIBRARY_TEXT[start:end] == 'Pick the loan and press "Renew".'

@@ -1,0 +1,94 @@
+"""The agents `gem-graph eval` plays: the gold replay agent and any tool-calling chat model.
+
+An agent answers the conversation so far with one assistant message in OpenAI chat format
+(text, or `tool_calls`), plus the tokens it spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gem_graph.eval.task import EvalTask
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+
+@dataclass(frozen=True)
+class AgentTurn:
+    """One assistant message and the model tokens it cost."""
+
+    message: dict[str, Any]
+    tokens: int = 0
+
+
+class Agent(Protocol):
+    """Answers a conversation with the next assistant message."""
+
+    name: str
+
+    async def act(self, task: EvalTask, messages: list[dict[str, Any]]) -> AgentTurn: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class GoldAgent:
+    """Replays the task's reference dialogue: its n-th assistant turn at the n-th step.
+
+    With the scripted user it reproduces the verified trajectory, so it must score 1.0 on
+    every kept task; a task it fails is a broken task, not a weak agent.
+    """
+
+    name = "gold"
+
+    async def act(self, task: EvalTask, messages: list[dict[str, Any]]) -> AgentTurn:
+        reference = [m for m in task.reference_messages if m.get("role") == "assistant"]
+        index = _assistant_steps(messages)
+        if index >= len(reference):
+            return AgentTurn({"role": "assistant", "content": ""})
+        turn = reference[index]
+        message: dict[str, Any] = {"role": "assistant", "content": turn.get("content")}
+        if turn.get("tool_calls"):
+            message["tool_calls"] = turn["tool_calls"]
+        return AgentTurn(message)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "gold"}
+
+
+def _assistant_steps(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for m in messages if m.get("role") == "assistant")
+
+
+class ChatModelAgent:
+    """A tool-calling chat model (any OpenAI-compatible `ChatOpenAI`) with the task's tools."""
+
+    name = "model"
+
+    def __init__(self, llm: BaseChatModel, *, seed: int | None = None) -> None:
+        self.llm = llm
+        self.seed = seed
+
+    async def act(self, task: EvalTask, messages: list[dict[str, Any]]) -> AgentTurn:
+        from langchain_core.messages import convert_to_messages, convert_to_openai_messages
+
+        model: Any = self.llm.bind_tools(task.tools) if task.tools else self.llm
+        if self.seed is not None:
+            model = model.bind(seed=self.seed)
+        answer = await model.ainvoke(convert_to_messages(messages))
+        converted = convert_to_openai_messages(answer)
+        assert isinstance(converted, dict)
+        message: dict[str, Any] = {"role": "assistant", "content": converted.get("content")}
+        if isinstance(message["content"], list):  # content blocks: keep the text
+            message["content"] = "".join(
+                str(b.get("text", "")) for b in message["content"] if isinstance(b, dict)
+            )
+        if converted.get("tool_calls"):
+            message["tool_calls"] = converted["tool_calls"]
+        usage = getattr(answer, "usage_metadata", None) or {}
+        return AgentTurn(message, int(usage.get("total_tokens") or 0))
+
+    def describe(self) -> dict[str, Any]:
+        model = getattr(self.llm, "model_name", None) or getattr(self.llm, "model", None)
+        return {"kind": "model", "model": str(model), "seed": self.seed}
