@@ -157,9 +157,13 @@ async def asynthesize(
     """Run the document graph over texts (strings, or `{"id", "text", "meta"}` dicts).
 
     At most `concurrency` documents are in flight (default: `settings.run.concurrency`).
+    An OpenAI-compatible `llm`'s server is probed first, once per endpoint and model in
+    this process (`gem_graph.probe`; `ProbeFailed` when it is unusable).
     Returns `{"records", "rejects", "usage", "environments"}`.
     """
-    settings = settings or Settings()
+    from gem_graph.probe import probed_settings
+
+    settings = await probed_settings(llm, settings or Settings())
     if concurrency is None:
         concurrency = settings.run.concurrency
     if concurrency < 1:

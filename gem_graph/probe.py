@@ -28,9 +28,10 @@ from gem_graph.llm import (
     is_retryable,
     is_timeout,
     message_text,
+    speaks_openai,
 )
 from gem_graph.run.config import redact_url
-from gem_graph.settings import CapParameter, ServerProfile, StructuredMethod
+from gem_graph.settings import CapParameter, ServerProfile, Settings, StructuredMethod
 
 T = TypeVar("T")
 PROBE_MARKER = "gem-graph capability probe"
@@ -110,6 +111,25 @@ _LONG = [
     {"role": "system", "content": f"({PROBE_MARKER}) You are a counting assistant."},
     {"role": "user", "content": "Count from 1 to 60, separated by spaces."},
 ]
+
+
+def needs_probe(llm: BaseChatModel, settings: Settings) -> bool:
+    """True when `settings` ask for a probe and `llm` has a server to probe (a scripted
+    model has none; an explicit `model.server` or `probe = false` skips it)."""
+    model = settings.model
+    return model.probe and model.server is None and speaks_openai(llm)
+
+
+async def probed_settings(llm: BaseChatModel, settings: Settings) -> Settings:
+    """`settings` with `model.server` from a probe of `llm`'s server, probed once per
+    endpoint and model in this process. Raises `ProbeFailed` when the server is unusable."""
+    if not needs_probe(llm, settings):
+        return settings
+    from gem_graph.run.endpoint import model_endpoint
+
+    endpoint = model_endpoint(llm)
+    profile = await profile_for(llm, endpoint=endpoint, model=settings.model.name)
+    return settings.updated(model={"server": profile.server.model_dump()})
 
 
 async def profile_for(llm: BaseChatModel, *, endpoint: str | None, model: str) -> ModelProfile:

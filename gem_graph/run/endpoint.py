@@ -94,11 +94,10 @@ async def resolve_server(
     server); `model.probe = false` or an explicit `model.server` skips it. Raises
     `EndpointUnreachable` with one line when the probe finds the server unusable.
     """
-    from gem_graph.llm import speaks_openai
-    from gem_graph.probe import ModelProfile, ProbeFailed, profile_for
+    from gem_graph.probe import ModelProfile, ProbeFailed, needs_probe, profile_for
 
     model = settings.model
-    if not model.probe or model.server is not None or not speaks_openai(llm):
+    if not needs_probe(llm, settings):
         return settings
     stored = store.get_meta(PROFILE_META)
     profile = ModelProfile.model_validate(stored) if isinstance(stored, dict) else None

@@ -184,3 +184,23 @@ async def test_a_timeout_that_keeps_firing_is_said_once_with_the_flag_to_change(
     notices = [r.getMessage() for r in caplog.records if "keep timing out" in r.getMessage()]
     assert len(notices) == 1
     assert "--timeout SECONDS" in notices[0] and "after 0.05 s" in notices[0]
+
+
+async def test_the_library_probes_once_per_endpoint_and_model():
+    from gem_graph.graph import asynthesize
+    from gem_graph.testing.quirks import is_probe_request
+
+    with _server("llama_cpp") as server:
+        settings = fast_settings(base_url=server.base_url, name="library-model")
+        llm = make_chat_model(settings.model)
+        try:
+            texts = [{"id": d["id"], "text": d["text"]} for d in (document(0), document(1))]
+            first = await asynthesize(texts[:1], llm=llm, settings=settings)
+            probes = sum(is_probe_request(r["json"]) for r in server.requests)
+            second = await asynthesize(texts[1:], llm=llm, settings=settings)
+        finally:
+            await aclose_chat_model(llm)
+        assert sum(is_probe_request(r["json"]) for r in server.requests) == probes > 0
+        stages = stage_requests(server)
+    assert len(first["records"]) == len(second["records"]) == 1
+    assert {_rung_of(r["json"]) for r in stages} == {"json_object"}
