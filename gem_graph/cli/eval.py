@@ -11,7 +11,7 @@ from typing import Any
 from gem_graph.cli.common import EXIT_FAILED, EXIT_OK, Subparsers, UsageError
 from gem_graph.cli.flags import add_flags
 from gem_graph.cli.settings_flags import SANDBOX_FLAGS, add_settings_file, settings_from_args
-from gem_graph.settings import Settings
+from gem_graph.settings import ModelSettings, Settings
 
 
 def register(subparsers: Subparsers) -> None:
@@ -50,6 +50,13 @@ def register(subparsers: Subparsers) -> None:
         metavar="N",
         help="model tokens (agent and user) per episode",
     )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="cap on one model reply (agent and user), sent in the form the server obeys",
+    )
     parser.add_argument("--seed", type=int, default=0, help="trial t uses seed + t")
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument(
@@ -75,8 +82,8 @@ def handle(args: argparse.Namespace) -> int:
     from gem_graph.eval.task import read_tasks
     from gem_graph.sandbox import SandboxUnavailable
 
-    if args.trials < 1 or args.concurrency < 1 or args.max_turns < 1:
-        raise UsageError("--trials, --concurrency and --max-turns must be at least 1")
+    if min(args.trials, args.concurrency, args.max_turns, args.max_tokens) < 1:
+        raise UsageError("--trials, --concurrency, --max-turns and --max-tokens must be at least 1")
     try:
         tasks = read_tasks(args.tasks)
     except OSError as exc:
@@ -93,10 +100,9 @@ def handle(args: argparse.Namespace) -> int:
         environment_roots=args.environments or default_roots(args.tasks),
         sandbox=settings.sandbox,
     )
-    make_agent, make_user, describe = _players(args)
     total = pending_count(tasks, args.output, args.trials)
     try:
-        summary = asyncio.run(_run(tasks, make_agent, make_user, describe, config, args, total))
+        summary = asyncio.run(_run(tasks, config, args, total))
     except ConfigMismatch as exc:
         raise UsageError(str(exc)) from None
     except SandboxUnavailable as exc:
@@ -112,17 +118,13 @@ def handle(args: argparse.Namespace) -> int:
 
 
 async def _run(
-    tasks: list[Any],
-    make_agent: Any,
-    make_user: Any,
-    describe: dict[str, Any],
-    config: Any,
-    args: argparse.Namespace,
-    total: int,
+    tasks: list[Any], config: Any, args: argparse.Namespace, total: int
 ) -> dict[str, Any]:
     from rich.progress import Progress
 
     from gem_graph.eval.runner import run_eval
+
+    make_agent, make_user, describe = await _players(args)
 
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         job = bar.add_task("episodes", total=total)
@@ -137,33 +139,33 @@ async def _run(
         )
 
 
-def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+async def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """Agent and user factories (one per trial, seeded) and how they are described."""
     from gem_graph.eval.agents import ChatModelAgent, GoldAgent
     from gem_graph.eval.user import USER_PROMPT, LLMUser, ScriptedUser
-    from gem_graph.llm import make_chat_model
     from gem_graph.prompts import load_prompt
-    from gem_graph.settings import ModelSettings
 
     describe: dict[str, Any] = {"seed": args.seed}
     if args.agent == "gold":
         describe["agent"] = {"kind": "gold"}
         make_agent: Any = lambda trial: GoldAgent()  # noqa: E731
     else:
-        agent_llm = make_chat_model(
+        agent_llm = await _capped(
             ModelSettings(
                 name=args.agent_model, temperature=args.temperature, **_url(args.base_url)
-            )
+            ),
+            args.max_tokens,
         )
         describe["agent"] = {"kind": "model", "model": args.agent_model}
         make_agent = lambda trial: ChatModelAgent(agent_llm, seed=args.seed + trial)  # noqa: E731
     if args.user_model:
-        user_llm = make_chat_model(
+        user_llm = await _capped(
             ModelSettings(
                 name=args.user_model,
                 temperature=args.temperature,
                 **_url(args.user_base_url or args.base_url),
-            )
+            ),
+            args.max_tokens,
         )
         describe["user"] = {
             "kind": "llm",
@@ -175,6 +177,22 @@ def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
         describe["user"] = {"kind": "scripted"}
         make_user = lambda trial: ScriptedUser()  # noqa: E731
     return make_agent, make_user, describe
+
+
+async def _capped(model: ModelSettings, max_tokens: int) -> Any:
+    """A chat model whose replies stop at `max_tokens`, in the cap form its server obeys
+    (llama-cpp-python ignores `max_completion_tokens`; a reply that runs on keeps a
+    one-at-a-time server busy after the episode gave up). The probe says which form."""
+    from gem_graph.llm import StructuredLLM, make_chat_model
+    from gem_graph.probe import ProbeFailed, probed_settings
+
+    llm = make_chat_model(model)
+    try:
+        settings = await probed_settings(llm, Settings(model=model))
+    except ProbeFailed as exc:
+        raise UsageError(str(exc)) from None
+    structured = StructuredLLM(llm, server=settings.model.server)
+    return structured.runnable(None, "json_text", max_tokens)
 
 
 def _url(base_url: str | None) -> dict[str, Any]:

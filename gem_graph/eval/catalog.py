@@ -67,7 +67,11 @@ class EnvironmentCatalog:
                 except EnvironmentFormatError as exc:
                     return TaskError("invalid_environment", str(exc))
         where = ", ".join(str(root) for root in self.roots) or "(no folders)"
-        return TaskError("unknown_environment", f"no environment {name!r} under {where}")
+        return TaskError(
+            "unknown_environment",
+            f"no environment {name!r} under {where}; pass the run folder's with "
+            "--environments RUN_DIR/environments",
+        )
 
 
 def default_roots(tasks_file: Path) -> list[Path]:

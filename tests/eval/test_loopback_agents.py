@@ -19,6 +19,7 @@ from gem_graph.eval.user import STOP, LLMUser
 from gem_graph.llm import make_chat_model
 from gem_graph.settings import ModelSettings
 from gem_graph.testing.openai_server import Answer, LoopbackOpenAIServer
+from gem_graph.testing.quirks import is_probe_request, probe_answer
 
 pytestmark = pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
 
@@ -123,6 +124,8 @@ def test_cli_evaluates_a_model_agent_with_a_model_user_over_http(
     by_system = {task.system: responder(task) for task in demo_tasks.tasks.values()}
 
     def respond(request: dict[str, Any]) -> Answer:
+        if (probe := probe_answer(request)) is not None:  # each server is probed first
+            return probe
         if is_user_simulator(request):  # the goal in the simulator's prompt names the task
             prompt = request["messages"][0]["content"]
             task = next(t for t in demo_tasks.tasks.values() if t.user_goal.persona in prompt)
@@ -135,7 +138,9 @@ def test_cli_evaluates_a_model_agent_with_a_model_user_over_http(
                      "--user-model", "user-m", "--base-url", server.base_url,
                      "--trials", "2", "--seed", "5", "-o", str(out)])  # fmt: skip
         models = {r["json"]["model"] for r in server.requests}
+        played = [r["json"] for r in server.requests if not is_probe_request(r["json"])]
     assert code == 0, capsys.readouterr().out
+    assert {r.get("max_completion_tokens") for r in played} == {2048}  # every reply capped
     assert models == {"agent-m", "user-m"}
     with EvalStore(out) as store:
         results = store.results()
