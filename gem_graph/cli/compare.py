@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gem_graph.cli.common import EXIT_OK, EXIT_USAGE, Subparsers
+from gem_graph.cli.common import EXIT_OK, EXIT_USAGE, Subparsers, UsageError
 
 
 def register(subparsers: Subparsers) -> None:
@@ -55,6 +55,11 @@ def handle(args: argparse.Namespace) -> int:
     if args.html or args.output is not None:
         from gem_graph.report.compare import write_compare_report
 
-        path = write_compare_report(args.run_a, args.run_b, args.output, summaries=(a, b))
+        try:
+            path = write_compare_report(args.run_a, args.run_b, args.output, summaries=(a, b))
+        except OSError as exc:  # a folder, a missing parent, no permission
+            raise UsageError(
+                f"cannot write {exc.filename or args.output}: {exc.strerror}"
+            ) from None
         console.print(f"Comparison page: {path}", markup=False, soft_wrap=True)
     return EXIT_OK

@@ -60,6 +60,8 @@ def handle(args: argparse.Namespace) -> int:
         done = write_report(args.run_dir, args.output, max_items=args.max_items)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:  # a folder, a missing parent, no permission
+        raise UsageError(f"cannot write {exc.filename or args.output}: {exc.strerror}") from None
     print(f"Report: {done.path} ({done.bytes / 1e6:.1f} MB)")
     print(done.note)
     if args.open:

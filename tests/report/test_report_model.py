@@ -79,6 +79,20 @@ def test_the_report_command_refuses_a_folder_without_a_run(tmp_path: Path) -> No
     assert not (tmp_path / "report.html").exists()
 
 
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_an_unwritable_output_is_one_line_not_a_traceback(
+    synthetic_run: Path, tmp_path: Path, command: str
+) -> None:
+    args = [synthetic_run] if command == "report" else [synthetic_run, synthetic_run, "--html"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in (tmp_path, blocker / "page.html"):  # a folder; a parent that is a file
+        code, _, err = gem(command, *args, "-o", target)
+        assert code == 2, err
+        assert err.startswith("gem-graph: error: cannot write ") and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+
+
 def test_compare_html_shows_the_terminal_table_rows(synthetic_run: Path, tmp_path: Path) -> None:
     other = write_synthetic_run(tmp_path / "b", records=100, rejects=100, seed=3)
     out = tmp_path / "cmp.html"
