@@ -115,3 +115,25 @@ def test_the_store_is_in_wal_mode_and_passes_integrity_check(tmp_path):
         assert store.integrity_check() == "ok"
     mode = sqlite3.connect(tmp_path / "run.sqlite").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_resumed_runs_eta_starts_from_the_earlier_sessions_rate(tmp_path, monkeypatch):
+    from gem_graph.run.report import RunCounters
+
+    with RunStore(tmp_path, create=True) as store:
+        assert store.seconds_per_document() is None  # nothing run yet: no estimate
+        session = store.start_session("fp")
+        for i in range(4):
+            save(store, f"d{i}", "kept", "emit")
+        save(store, "bad", "rejected", "input", reject=reject("bad", "input", "invalid_input"))
+        store.finish_session(session, processed=5, stopped_reason="interrupted")
+        store.db.execute(
+            "UPDATE sessions SET started_at = 0, finished_at = 40 WHERE id = ?", [session]
+        )
+        per_doc = store.seconds_per_document()
+    assert per_doc == 10.0  # 40 s over the 4 documents that reached the pipeline
+    counters = RunCounters(total=10, done=5, skipped=5, prior_seconds_per_doc=per_doc)
+    assert counters.eta_seconds() == 50.0  # before this session finished one itself
+    counters.processed, counters.done = 1, 6
+    monkeypatch.setattr("gem_graph.run.report.time.monotonic", lambda: counters.started + 3)
+    assert counters.eta_seconds() == 12.0  # then its own rate: 3 s for 1, 4 left
