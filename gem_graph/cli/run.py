@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gem_graph.cli.common import EXIT_FAILED, EXIT_OK, Subparsers, UsageError
 from gem_graph.cli.settings_flags import add_all_settings_flags, settings_from_args
+from gem_graph.settings import Settings
 
 
 def register(subparsers: Subparsers) -> None:
@@ -60,7 +61,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if hint := missing_key_hint(settings.model.base_url):
         raise UsageError(hint)
-    if finished := _finished_before(args.output):
+    if finished := _finished_before(args.output, settings, args.force_new_settings):
         print(f"resuming {args.output}: skipping {finished} finished document(s)", file=sys.stderr)
     # The model stack is imported only once the arguments are known to be usable.
     from gem_graph.llm import aclose_chat_model, make_chat_model
@@ -120,14 +121,20 @@ def handle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _finished_before(run_dir: Path) -> int:
-    """Documents an earlier session of `run_dir` finished (0 for a new run folder)."""
+def _finished_before(run_dir: Path, settings: Settings, forced: bool) -> int:
+    """Documents an earlier session of `run_dir` finished that this run will skip (0 for a
+    new run folder, or one the run will refuse for its other settings)."""
+    from gem_graph.run.config import fingerprint, output_settings
+    from gem_graph.run.options import segment_size
     from gem_graph.run.store import STORE_FILE, RunStore, StoreError
 
     if not (run_dir / STORE_FILE).is_file():
         return 0
+    current = fingerprint(output_settings(settings, segment_chars=segment_size(settings)))
     try:
         with RunStore(run_dir) as store:
+            if store.get_meta("fingerprint") not in (None, current) and not forced:
+                return 0  # the run stops on the settings mismatch, and says so
             return len(store.finished_ids())
     except StoreError:
         return 0  # the run itself reports an unusable store

@@ -58,6 +58,7 @@ def test_every_run_flag_reaches_its_field(flag):
         "sandbox.tier": "none",
         "pipeline.mode": "synthesizer",
         "run.cache": "/tmp/cache.sqlite",
+        "run.engine": "ray",
     }.get(flag.field)
     if value is None:
         numeric = "int" in str(info.annotation) or "float" in str(info.annotation)

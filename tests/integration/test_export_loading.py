@@ -39,7 +39,7 @@ def test_openai_export_of_two_environments_loads_in_hf_datasets(tmp_path: Path):
     path = write("openai", tmp_path / "openai.jsonl")
     dataset = datasets.load_dataset("json", data_files=str(path), split="train")
     assert dataset.num_rows == len(GOLD)
-    assert set(dataset.column_names) == {"messages", "tools"}
+    assert set(dataset.column_names) == {"id", "messages", "tools", "scenario"}
     for row, record in zip(dataset, GOLD, strict=True):
         assert json.loads(row["tools"]) == record["tools"]
         assert len(row["messages"]) == len(record["messages"])
