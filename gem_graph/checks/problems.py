@@ -52,6 +52,7 @@ CODES: Final[frozenset[str]] = frozenset(
         "state_mismatch",  # a record's final state hash or diff is not the replay's
         "infrastructure",  # the sandbox failed, not the tool code; the document is retried
         "gold_failed",  # the kept record's own reference cannot pass it as an eval task
+        "trivial_task",  # an agent doing nothing would pass the record as an eval task
     }
 )
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,11 @@ def handle(args: argparse.Namespace) -> int:
 
     if min(args.trials, args.concurrency, args.max_turns, args.max_tokens) < 1:
         raise UsageError("--trials, --concurrency, --max-turns and --max-tokens must be at least 1")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"{args.output} exists and is not a folder; give -o a folder")
     try:
         tasks = read_tasks(args.tasks)
+        args.tasks_sha256 = hashlib.sha256(args.tasks.read_bytes()).hexdigest()
     except OSError as exc:
         raise UsageError(f"cannot read {args.tasks}: {exc}") from None
     settings = settings_from_args(args, SANDBOX_FLAGS).settings
@@ -107,7 +112,7 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except SandboxUnavailable as exc:
         raise UsageError(f"sandbox unavailable: {exc}") from None
-    from gem_graph.eval.report import print_summary, write_summary
+    from gem_graph.eval.summary_table import print_summary, write_summary
 
     write_summary(summary, args.output)
     print_summary(summary, args.output)
@@ -145,7 +150,10 @@ async def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     from gem_graph.eval.user import USER_PROMPT, LLMUser, ScriptedUser
     from gem_graph.prompts import load_prompt
 
-    describe: dict[str, Any] = {"seed": args.seed}
+    describe: dict[str, Any] = {"seed": args.seed, "tasks_sha256": args.tasks_sha256}
+    if args.agent != "gold" or args.user_model:  # what the models' replies depend on
+        describe["temperature"] = args.temperature
+        describe["max_tokens"] = args.max_tokens
     if args.agent == "gold":
         describe["agent"] = {"kind": "gold"}
         make_agent: Any = lambda trial: GoldAgent()  # noqa: E731
@@ -157,6 +165,7 @@ async def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
             args.max_tokens,
         )
         describe["agent"] = {"kind": "model", "model": args.agent_model}
+        describe["base_url"] = _server(args.base_url)
         make_agent = lambda trial: ChatModelAgent(agent_llm, seed=args.seed + trial)  # noqa: E731
     if args.user_model:
         user_llm = await _capped(
@@ -172,6 +181,7 @@ async def _players(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
             "model": args.user_model,
             "prompt": load_prompt(USER_PROMPT).key,
         }
+        describe["user_base_url"] = _server(args.user_base_url or args.base_url)
         make_user: Any = lambda trial: LLMUser(user_llm, seed=args.seed + trial)  # noqa: E731
     else:
         describe["user"] = {"kind": "scripted"}
@@ -193,6 +203,11 @@ async def _capped(model: ModelSettings, max_tokens: int) -> Any:
         raise UsageError(str(exc)) from None
     structured = StructuredLLM(llm, server=settings.model.server)
     return structured.runnable(None, "json_text", max_tokens)
+
+
+def _server(base_url: str | None) -> str | None:
+    """The server a model is asked: `--base-url`, else OPENAI_BASE_URL (stored with results)."""
+    return base_url or os.environ.get("OPENAI_BASE_URL")
 
 
 def _url(base_url: str | None) -> dict[str, Any]:

@@ -71,12 +71,12 @@ class ChatModelAgent:
         self.seed = seed
 
     async def act(self, task: EvalTask, messages: list[dict[str, Any]]) -> AgentTurn:
-        from langchain_core.messages import convert_to_messages, convert_to_openai_messages
+        from langchain_core.messages import convert_to_openai_messages
 
         model: Any = self.llm.bind_tools(task.tools) if task.tools else self.llm
         if self.seed is not None:
             model = model.bind(seed=self.seed)
-        answer = await model.ainvoke(convert_to_messages(messages))
+        answer = await model.ainvoke(_history(messages))
         converted = convert_to_openai_messages(answer)
         assert isinstance(converted, dict)
         message: dict[str, Any] = {"role": "assistant", "content": converted.get("content")}
@@ -84,11 +84,51 @@ class ChatModelAgent:
             message["content"] = "".join(
                 str(b.get("text", "")) for b in message["content"] if isinstance(b, dict)
             )
-        if converted.get("tool_calls"):
-            message["tool_calls"] = converted["tool_calls"]
+        calls = list(converted.get("tool_calls") or [])
+        for call in getattr(answer, "invalid_tool_calls", None) or []:
+            # arguments that were not JSON: kept raw, so the environment answers the agent
+            # with `malformed_arguments` instead of the call silently vanishing
+            calls.append({"id": call.get("id"), "type": "function", "function": {
+                "name": call.get("name"), "arguments": call.get("args") or ""}})  # fmt: skip
+        for index, call in enumerate(calls):
+            if isinstance(call, dict) and not call.get("id"):  # some servers send none
+                call["id"] = f"call_{len(messages)}_{index}"
+        if calls:
+            message["tool_calls"] = calls
         usage = getattr(answer, "usage_metadata", None) or {}
         return AgentTurn(message, int(usage.get("total_tokens") or 0))
 
     def describe(self) -> dict[str, Any]:
         model = getattr(self.llm, "model_name", None) or getattr(self.llm, "model", None)
         return {"kind": "model", "model": str(model), "seed": self.seed}
+
+
+def _history(messages: list[dict[str, Any]]) -> list[Any]:
+    """The transcript as LangChain messages; a call whose arguments were not JSON goes back
+    to the model as the invalid call it made (LangChain would raise parsing it)."""
+    from langchain_core.messages import AIMessage, convert_to_messages
+
+    from gem_graph.checks.arguments import parse_arguments
+
+    out: list[Any] = []
+    for message in messages:
+        calls = message.get("tool_calls") or []
+        raws = [c.get("function", {}).get("arguments") for c in calls if isinstance(c, dict)]
+        if message.get("role") != "assistant" or all(
+            isinstance(raw, str) and parse_arguments(raw) is not None for raw in raws
+        ):
+            out.extend(convert_to_messages([message]))
+            continue
+        valid, invalid = [], []
+        for call in calls:
+            function = call.get("function") or {}
+            raw = function.get("arguments")
+            parsed = parse_arguments(raw) if isinstance(raw, str) else None
+            entry = {"name": str(function.get("name")), "id": call.get("id")}
+            if parsed is None:
+                invalid.append({**entry, "args": str(raw), "error": None})
+            else:
+                valid.append({**entry, "args": parsed})
+        content = message.get("content") or ""
+        out.append(AIMessage(content=content, tool_calls=valid, invalid_tool_calls=invalid))
+    return out

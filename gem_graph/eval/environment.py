@@ -12,14 +12,25 @@ sandbox; the observation is the tool messages. One without calls is said to the 
 observation is the user's answer. The episode terminates when the user stops, and is
 truncated at the turn, time or token cap. The reward is computed at the end only.
 
-Raises `TaskError` from `reset` for a task that cannot be played, and lets
-`SandboxInfrastructureError` propagate: the machine failing is not a 0 reward.
+Raises `TaskError` from `reset` for a task that cannot be played (including one whose
+tools differ from its environment's: calls are checked against the trusted environment's
+schemas, never the task file's), and lets `SandboxInfrastructureError` propagate: the
+machine failing is not a 0 reward. `waiting` says which party the episode is waiting on
+(`sandbox`, `user`, or `agent` when the runner asks it) and `waited` how long each took,
+so a timeout can be blamed right.
+
+A tool process that dies (crash, CPU or output limit, a call past its own timeout) ends the
+episode with 0 `environment_crash`: the tool code did it on the agent's arguments, and a
+re-run would do the same, so it is not retried as infrastructure. The sandbox's episode
+deadline running out is the agent's slowness: 0 `time_budget`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -27,6 +38,7 @@ from pydantic import BaseModel, Field
 from gem_graph.checks.arguments import check_call, parse_arguments
 from gem_graph.checks.execution import tool_message_content
 from gem_graph.checks.tools import tool_parameters
+from gem_graph.dbstate import canonical_json
 from gem_graph.eval.catalog import Catalog, TaskError
 from gem_graph.eval.reward import Reward, score, zero
 from gem_graph.eval.task import EvalTask
@@ -76,6 +88,10 @@ class TaskEnvironment:
         self._parameters: dict[str, dict[str, Any]] = {}
         self._started = 0.0
         self._final: dict[str, Any] = {}
+        self.tools: list[dict[str, Any]] = []
+        self.waiting: str | None = None
+        """`sandbox`, `user` or `agent`: whom the episode waits on (for blaming a timeout)."""
+        self.waited: dict[str, float] = {}
 
     # ------------------------------------------------------------------ Gymnasium-style API
 
@@ -85,12 +101,21 @@ class TaskEnvironment:
         from gem_graph.sandbox.errors import SandboxInfrastructureError, SandboxUnavailable
 
         await self.close()
+        check_deadline(self.sandbox, self.limits)
+        self.task, self.messages, self.done, self.result = None, [], False, None
+        self.waiting, self.waited = None, {}
         environment = self.catalog.get(task)
-        self.task, self.messages, self.done, self.result = task, [], False, None
+        if _tools_key(task.tools) != _tools_key(environment.tools):
+            raise TaskError(
+                "environment_mismatch",
+                f"the task's tools differ from those of environment {environment.name!r}",
+            )
+        self.task = task
         self.turns = self.tokens = self.tool_calls = self.tool_crashes = 0
         self._final = {}
         self._started = time.monotonic()
-        self._parameters = tool_parameters(task.tools)
+        self.tools = list(environment.tools)
+        self._parameters = tool_parameters(self.tools)
         database = DatabaseSpec(
             schema_sql=environment.schema_sql,
             seed=environment.seed,
@@ -98,33 +123,40 @@ class TaskEnvironment:
             key=environment.database_key,
         )
         try:
-            self._episode = await self.sandbox.open_episode(
-                environment.tools_py, database, now=task.scenario.now, seed=0
-            )
+            with self.waiting_on("sandbox"):
+                self._episode = await self.sandbox.open_episode(
+                    environment.tools_py, database, now=task.scenario.now, seed=0
+                )
         except InvalidDatabase as exc:
             raise TaskError("invalid_state", f"the initial state does not build: {exc}") from None
         except (SandboxInfrastructureError, SandboxUnavailable):
             raise
         except SandboxError as exc:
             raise TaskError("environment_crash", f"the episode could not start: {exc}") from None
-        load = await self._episode.load()
+        with self.waiting_on("sandbox"):
+            load = await self._episode.load()
         if not load.get("ok"):
             await self.close()
             raise TaskError("environment_crash", f"tools.py does not load: {load.get('error')}")
         if task.system:
             self.messages.append({"role": "system", "content": task.system})
-        opening = await self.user.opening(task)
+        with self.waiting_on("user"):
+            opening = await self.user.opening(task)
         self.tokens += opening.tokens
-        self.messages.append({"role": "user", "content": opening.text})
-        return {"messages": list(self.messages), "tools": task.tools}
+        if opening.text:
+            self.messages.append({"role": "user", "content": opening.text})
+        observation = {"messages": list(self.messages), "tools": self.tools}
+        if opening.stop:  # the user is done before the agent said a word
+            await self._finish(observation)
+        return observation
 
     async def step(self, message: dict[str, Any]) -> StepResult:
         """Take one assistant message; returns `(observation, reward, terminated, truncated,
         info)`. The reward is 0.0 until the episode ends."""
-        if self.task is None or self._episode is None:
-            raise RuntimeError("call reset(task) before step()")
         if self.done:
             raise RuntimeError("the episode is over; call reset(task)")
+        if self.task is None or self._episode is None:
+            raise RuntimeError("call reset(task) before step()")
         task = self.task
         message = _assistant_message(message)
         self.messages.append(message)
@@ -132,16 +164,17 @@ class TaskEnvironment:
         new: list[dict[str, Any]] = []
         calls = message.get("tool_calls") or []
         for index, call in enumerate(calls):
-            content: str | None = json.dumps({"error": "too many calls in one turn; not run"})
+            content: str | Reward = json.dumps({"error": "too many calls in one turn; not run"})
             if index < self.limits.max_calls_per_turn:
                 content = await self._run_call(call)
-            if content is None:
+            if isinstance(content, Reward):
                 self.messages.extend(new)
-                return await self._end(zero("environment_crash", "the tool process died"))
+                return await self._end(content)
             new.append({"role": "tool", "tool_call_id": call.get("id"), "content": content})
         self.messages.extend(new)
         if not calls:
-            reply = await self.user.reply(task, self.messages)
+            with self.waiting_on("user"):
+                reply = await self.user.reply(task, self.messages)
             self.tokens += reply.tokens
             if reply.text:
                 user_message = {"role": "user", "content": reply.text}
@@ -168,8 +201,8 @@ class TaskEnvironment:
         call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": raw}}
         self.messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         content = await self._run_call(call)
-        if content is None:
-            await self._end(zero("environment_crash", "the tool process died"))
+        if isinstance(content, Reward):
+            await self._end(content)
             return json.dumps({"error": "the tool process died"})
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
         self.turns += 1
@@ -207,12 +240,31 @@ class TaskEnvironment:
         """End the sandbox episode (idempotent)."""
         episode, self._episode = self._episode, None
         if episode is not None:
-            await episode.close()
+            with self.waiting_on("sandbox"):
+                await episode.close()
+
+    async def state_sha256(self) -> str:
+        """The episode's current database hash (the gold check reads the initial one)."""
+        assert self._episode is not None, "call reset(task) first"
+        with self.waiting_on("sandbox"):
+            state = await self._episode.state(diff=False)
+        return state["sha256"]
+
+    @contextlib.contextmanager
+    def waiting_on(self, party: str) -> Iterator[None]:
+        """Mark whom the episode waits on, and count their seconds. Left set when the wait
+        is interrupted, so a timeout's handler knows who did not answer."""
+        self.waiting, start = party, time.monotonic()
+        try:
+            yield
+        finally:
+            self.waited[party] = self.waited.get(party, 0.0) + time.monotonic() - start
+        self.waiting = None
 
     # ------------------------------------------------------------------ internals
 
-    async def _run_call(self, call: Any) -> str | None:
-        """The tool message for one call, or None when the tool process is gone."""
+    async def _run_call(self, call: Any) -> str | Reward:
+        """The tool message for one call, or the 0 reward when the tool process is gone."""
         from gem_graph.sandbox import FATAL
 
         assert self._episode is not None
@@ -226,12 +278,16 @@ class TaskEnvironment:
         assert isinstance(name, str) and isinstance(raw, str)
         arguments = parse_arguments(raw)
         assert arguments is not None  # check_call parsed it
-        result = await self._episode.call(name, arguments)
+        with self.waiting_on("sandbox"):
+            result = await self._episode.call(name, arguments)
         status = result.get("status")
         if status in ("ok", "tool_error"):
             return tool_message_content(result)
         if status in FATAL:
-            return None
+            error = str(result.get("error") or status)
+            if status == "timeout" and "episode exceeded" in error:
+                return zero("time_budget", f"the sandbox's episode deadline: {error}")
+            return zero("environment_crash", f"the tool process died: {error}"[:500])
         self.tool_crashes += 1  # an environment bug; the agent sees a generic failure
         return json.dumps({"error": f"{name} failed unexpectedly"})
 
@@ -248,7 +304,8 @@ class TaskEnvironment:
     async def _finish(self, observation: Observation) -> StepResult:
         """The user stopped: read the final state and score the episode."""
         assert self.task is not None and self._episode is not None
-        state = await self._episode.state(diff=True)
+        with self.waiting_on("sandbox"):
+            state = await self._episode.state(diff=True)
         self._final = {"final_state_sha256": state["sha256"], "state_diff": state["diff"]}
         self.result = score(self.task, state["sha256"], self.messages, state["diff"])
         self.done = True
@@ -259,6 +316,25 @@ class TaskEnvironment:
         self.result, self.done = reward, True
         await self.close()
         return observation or {"messages": []}, 0.0, False, True, self.info()
+
+
+def check_deadline(sandbox: Any, limits: EpisodeLimits) -> None:
+    """Refuse a sandbox whose own episode deadline ends before the time budget: a working
+    agent would be killed mid-episode (run `run_eval`, or give `episode_timeout_s`)."""
+    settings = getattr(sandbox, "settings", None)
+    deadline = getattr(settings, "episode_timeout_s", None)
+    if isinstance(deadline, int | float) and deadline < limits.time_budget_s:
+        raise ValueError(
+            f"the sandbox's episode_timeout_s ({deadline}s) is shorter than the episode "
+            f"time budget ({limits.time_budget_s}s); give the Sandbox "
+            "SandboxSettings(episode_timeout_s=...) at least the budget, or lower "
+            "EpisodeLimits.time_budget_s"
+        )
+
+
+def _tools_key(tools: list[dict[str, Any]]) -> list[str]:
+    """Tool specs compared by content, in any order."""
+    return sorted(canonical_json(tool) for tool in tools)
 
 
 def _assistant_message(message: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Required facts: values from tool outputs that an agent must tell the user. Pure.
 
 A task's required facts are derived from its reference dialogue: a value is required when
-the state change includes it (an inserted row or an updated row's new value), a tool
-output returned it, the reference assistant stated it to the user, the user or the
-system prompt did not already know it, and no call took it as an argument (an id the
-agent looked up and passed on is a means, not a result to report). Only identifiers,
+the state change includes it (an inserted row or an updated row's new value; when the change
+holds no such value, as in a read-only task, what it looked up is the point, and any
+value counts), a tool output returned it, the reference assistant stated it to the user,
+the user or the system prompt did not already know it, and no call took it as an argument
+(an id the agent looked up and passed on is a means, not a result to report). Only identifiers,
 dates and amounts count (strings holding a digit, and numbers other than small integers):
 words such as a status would match ordinary prose by accident.
 """
@@ -126,7 +127,9 @@ def required_facts(messages: list[dict[str, Any]], state_diff: Any) -> list[dict
         tool = names.get(str(message.get("tool_call_id")), "")
         for value in _tool_values(message.get("content")):
             key = _key(value)
-            if key in seen or key in passed or key not in changed or not is_fact_like(value):
+            if key in seen or key in passed or not is_fact_like(value):
+                continue
+            if changed and key not in changed:
                 continue
             if told(value, known) or not told(value, said):
                 continue

@@ -5,7 +5,9 @@ and deterministically, and the dialogue has the shape the scripted user and gold
 play (it opens with a user turn). `play_gold(record, environment, sandbox)` is the real
 thing: the record exported as a task, played in a fresh sandbox episode by the gold agent
 and the scripted user, and scored as any agent would be. The document graphs run it before
-emitting a record, so a task its own gold cannot pass never reaches the data.
+emitting a record, so a task its own gold cannot pass never reaches the data. Nor does
+a task an agent passes by doing nothing (no call, no fact told: the expected final state
+is the initial one and nothing is required): a `trivial_task` reject.
 """
 
 from __future__ import annotations
@@ -61,24 +63,35 @@ async def play_gold(
     Raises `ExportError` when the record cannot be a task at all, and lets sandbox
     infrastructure errors propagate (the caller retries or fails the document).
     """
+    reward, _ = await _play(record, environment, sandbox)
+    return reward
+
+
+async def _play(
+    record: Mapping[str, Any], environment: Environment, sandbox: Sandbox
+) -> tuple[Reward, bool]:
+    """The gold's score, and whether an agent doing nothing would score 1 too."""
     from gem_graph.eval.agents import GoldAgent
     from gem_graph.eval.environment import EpisodeLimits, TaskEnvironment
-    from gem_graph.eval.reward import zero
+    from gem_graph.eval.reward import score, zero
     from gem_graph.eval.task import EvalTask
     from gem_graph.export.tasks import to_task
 
     task = EvalTask.model_validate(to_task(dict(record)))
-    limits = EpisodeLimits(max_turns=GOLD_MAX_TURNS, time_budget_s=3600)
+    budget = float(getattr(sandbox.settings, "episode_timeout_s", 3600))  # its own deadline
+    limits = EpisodeLimits(max_turns=GOLD_MAX_TURNS, time_budget_s=budget)
     env = TaskEnvironment(sandbox, _OneEnvironment(environment), limits=limits)
     agent = GoldAgent()
     try:
         await env.reset(task)
+        idle = [*env.messages, {"role": "assistant", "content": "OK."}]
+        trivial = score(task, await env.state_sha256(), idle).reward >= 1.0
         while not env.done:
             turn = await agent.act(task, list(env.messages))
             await env.step(turn.message)
     finally:
         await env.close()
-    return env.result or zero("environment_crash", "the gold episode did not end")
+    return env.result or zero("environment_crash", "the gold episode did not end"), trivial
 
 
 async def gold_reject(
@@ -94,21 +107,31 @@ async def gold_reject(
     if not record.get("verification"):
         return None
     problems = gold_problems(record)
+    code = "gold_failed"
     if not problems:
         try:
-            reward = await retry_infrastructure(lambda: play_gold(record, environment, sandbox))
+            reward, trivial = await retry_infrastructure(
+                lambda: _play(record, environment, sandbox)
+            )
         except ExportError as exc:
             problems.append(f"the record cannot be a task: {exc}")
         else:
             if reward.reward < 1.0:
                 problems.append(f"its gold replay scored 0 ({reward.reason}: {reward.detail})")
-    if not problems:
+            elif trivial:
+                code = "trivial_task"
+    if not problems and code == "gold_failed":
         return None
     reason = "the task's own gold cannot pass it: " + "; ".join(problems)
+    if code == "trivial_task":
+        reason = (
+            "an agent doing nothing passes the task: the expected final state is the "
+            "initial one and no fact must be told"
+        )
     return make_reject(
         state["document"]["id"],
         str(state.get("stage") or "judge"),
-        "gold_failed",
+        code,
         reason,
         attempts=int((state.get("attempts") or {}).get(state.get("stage"), 0)),
         usage=summarize_usage(list(state.get("usage", []))),

@@ -1,8 +1,9 @@
 """pass^k as τ-bench defines it, overall and per environment. Pure.
 
 For a task tried n times with c successes, pass^k is C(c, k) / C(n, k): the chance that k
-trials drawn without replacement all succeed. A run's pass^k is its mean over the tasks
-that have at least k scored trials. pass^1 is the mean reward.
+trials drawn without replacement all succeed. A run's pass^k, for every k, is the mean
+over the same tasks: those with all their trials scored (`complete_tasks` says how many),
+so pass^k never rises with k. pass^1 is their mean reward.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def _block(scored: list[dict[str, Any]], trials: int) -> dict[str, Any]:
     for r in scored:
         per_task[r["task_id"]].append(float(r.get("reward") or 0.0))
         reasons[str(r.get("reason"))] += 1
-    successes = [sum(1 for v in values if v >= 1.0) for values in per_task.values()]
-    counts = [len(values) for values in per_task.values()]
+    complete = [values for values in per_task.values() if len(values) == trials]
+    successes = [sum(1 for v in values if v >= 1.0) for values in complete]
+    counts = [len(values) for values in complete]
     return {
         "tasks": len(per_task),
+        "complete_tasks": len(complete),
         "scored": len(scored),
         "pass_hat": {str(k): pass_hat_k(successes, counts, k) for k in range(1, trials + 1)},
         "reasons": dict(sorted(reasons.items())),

@@ -20,6 +20,7 @@ Reason = Literal[
     "time_budget",
     "token_budget",
     "environment_crash",
+    "agent_error",
 ]
 REASONS: tuple[str, ...] = Reason.__args__  # type: ignore[attr-defined]
 

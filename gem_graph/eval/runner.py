@@ -3,8 +3,10 @@ they end, many episodes at once under one sandbox.
 
 An episode's outcome is one of three: `scored` (reward 1 or 0, with the reason), a
 `bad_task` (the task cannot be played: unknown environment, corrupt state), or `failed`
-(the sandbox machinery or the model endpoint failed; no reward, retried on resume). An
-exception in one episode never reaches the others.
+(the sandbox machinery, a hung user simulator or an endpoint's transport failed; no
+reward, retried on resume). The agent's own mistakes are scored: an exception it raises is
+0 `agent_error`, its slowness 0 `time_budget`. An exception in one episode never reaches
+the others.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from gem_graph.eval.agents import Agent
 from gem_graph.eval.catalog import EnvironmentCatalog, TaskError
-from gem_graph.eval.environment import EpisodeLimits, TaskEnvironment
+from gem_graph.eval.environment import EpisodeLimits, TaskEnvironment, check_deadline
 from gem_graph.eval.metrics import summarize
 from gem_graph.eval.reward import zero
 from gem_graph.eval.store import EvalStore
@@ -54,8 +56,11 @@ async def run_episode(
     env: TaskEnvironment, agent: Agent, task: EvalTask, trial: int = 0
 ) -> dict[str, Any]:
     """Play one task to its end; returns the result row (never raises for one episode's
-    failure, except `SandboxUnavailable`, which stops everything)."""
+    failure, except `SandboxUnavailable`, which stops everything; a sandbox whose episode
+    deadline is shorter than the time budget raises `ValueError` up front)."""
     from gem_graph.sandbox import SandboxInfrastructureError
+
+    check_deadline(env.sandbox, env.limits)
 
     base: dict[str, Any] = {
         "task_id": task.id,
@@ -66,7 +71,14 @@ async def run_episode(
         async with asyncio.timeout(env.limits.time_budget_s):
             await env.reset(task)
             while not env.done:
-                turn = await agent.act(task, list(env.messages))
+                try:
+                    with env.waiting_on("agent"):
+                        turn = await agent.act(task, list(env.messages))
+                except Exception as exc:
+                    if is_transport_error(exc):
+                        raise
+                    await env.truncate(zero("agent_error", f"{type(exc).__name__}: {exc}"[:500]))
+                    break
                 env.add_tokens(turn.tokens)
                 await env.step(turn.message)
     except TaskError as exc:
@@ -79,16 +91,21 @@ async def run_episode(
             "detail": exc.reason,
         }
     except TimeoutError:
-        if env.task is None or env.done:
+        if env.done and env.result is not None:  # it had ended (closing timed out): keep it
+            await env.close()
+        elif _agents_time(env):
+            await env.truncate(zero("time_budget", f"over {env.limits.time_budget_s}s"))
+        else:  # the sandbox or the user simulator did not answer: not the agent's doing
+            who = env.waiting or "the episode's start"
             await env.close()
             return {
                 **base,
                 "status": "failed",
                 "reward": None,
                 "reason": "infrastructure",
-                "detail": "the episode could not start within the time budget",
+                "detail": f"timed out waiting on {who} ({env.limits.time_budget_s}s budget)",
+                "messages": env.messages,
             }
-        await env.truncate(zero("time_budget", f"over {env.limits.time_budget_s}s"))
     except SandboxUnavailable:
         await env.close()
         raise
@@ -101,7 +118,7 @@ async def run_episode(
             "reason": "infrastructure",
             "detail": str(exc)[:500],
         }
-    except Exception as exc:  # the model endpoint, a malformed reply, our own bug
+    except Exception as exc:  # the agent's or user's endpoint transport, or our own bug
         await env.close()
         return {
             **base,
@@ -126,6 +143,30 @@ async def run_episode(
         "info": {k: v for k, v in info.items() if k != "reward"},
         "messages": env.messages,
     }
+
+
+def _agents_time(env: TaskEnvironment) -> bool:
+    """Whether a timeout is the agent's: it was being waited on, or it took most of the
+    budget (a slow agent cut during a quick tool call). A sandbox or user simulator that
+    hung is not."""
+    if env.waiting == "agent":
+        return True
+    others = env.waited.get("sandbox", 0.0) + env.waited.get("user", 0.0)
+    return env.waiting is not None and env.waited.get("agent", 0.0) > others
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """An endpoint's transport failing (connection, timeout, rate limit, 5xx): `failed` and
+    retried, not the agent's 0. Anything else an agent raises is its own `agent_error`."""
+    from gem_graph.llm import is_retryable
+
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx comes with openai
+        transport: tuple[type[BaseException], ...] = (ConnectionError,)
+    else:
+        transport = (ConnectionError, httpx.TransportError)
+    return isinstance(exc, transport) or is_retryable(exc)
 
 
 def _bad(item: BadTask, trial: int) -> dict[str, Any]:
@@ -164,6 +205,11 @@ async def run_eval(
     described = dict(describe or {})
     described.setdefault("limits", config.limits.model_dump())
     described.setdefault("trials", config.trials)
+    described.setdefault(
+        "environment_roots", [str(Path(root).resolve()) for root in config.environment_roots]
+    )
+    if sandbox is not None:
+        check_deadline(sandbox, config.limits)
     with EvalStore(out_dir) as store:
         store.bind_config(described)
         done = store.done()
@@ -199,7 +245,9 @@ async def run_eval(
         finally:
             if sandbox is None:
                 await box.aclose()
-        return summarize(store.results(), config.trials)
+        wanted = {(item.id, trial) for item in items for trial in range(config.trials)}
+        rows = [r for r in store.results() if (r["task_id"], r["trial"]) in wanted]
+        return summarize(rows, config.trials)
 
 
 def pending_count(tasks: list[EvalTask | BadTask], out_dir: str | Path, trials: int) -> int:

@@ -4,7 +4,10 @@ One row per (task, trial), committed as soon as the episode ends. Re-running the
 command skips episodes that scored or found a bad task; infrastructure failures are
 retried. The run's configuration (agent, user, models, seeds, prompt versions, caps) is
 kept once and copied into every result, and a resume with another configuration is
-refused: results of two setups must not mix.
+refused: results of two setups must not mix. Where the environments were looked up is
+recorded but may change (`--environments` fixing an unknown environment), and a task
+whose environment was missing or different is played again on resume; the summary counts
+only the tasks and trials of the current run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 STORE_FILE = "eval.sqlite"
+NOT_COMPARED = frozenset({"environment_roots"})
+"""Configuration keys recorded but free to change on resume."""
+RETRIED_BAD = ("unknown_environment", "environment_mismatch", "invalid_environment")
+"""Bad-task codes that depend on where environments are looked up: retried on resume."""
 Status = Literal["scored", "bad_task", "failed"]
 """`scored`: reward 0 or 1; `bad_task`: the task cannot be played; `failed`: the machine
 or the model endpoint failed, no reward (retried on resume)."""
@@ -52,21 +59,26 @@ class EvalStore:
         """Record the configuration, or check it equals the one already recorded."""
         text = json.dumps(config, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
-        if row is None:
+        old = json.loads(row[0]) if row is not None else config
+        keys = (set(old) | set(config)) - NOT_COMPARED
+        changed = sorted(k for k in keys if old.get(k) != config.get(k))
+        if not changed:
             with self.db:
-                self.db.execute("INSERT INTO meta VALUES ('config', ?)", (text,))
-        elif row[0] != text:
-            old = json.loads(row[0])
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (text,))
+        else:
             raise ConfigMismatch(
                 f"{self.folder} holds results of another configuration "
                 f"(different {', '.join(changed)}); use a new output folder"
             )
 
     def done(self) -> set[tuple[str, int]]:
-        """Episodes that need no rerun: scored, or a bad task."""
-        rows = self.db.execute("SELECT task_id, trial FROM episodes WHERE status != 'failed'")
-        return {(task_id, trial) for task_id, trial in rows}
+        """Episodes that need no rerun: scored, or a bad task (not one of `RETRIED_BAD`)."""
+        rows = self.db.execute("SELECT task_id, trial, status, reason FROM episodes")
+        return {
+            (task_id, trial)
+            for task_id, trial, status, reason in rows
+            if status == "scored" or (status == "bad_task" and reason not in RETRIED_BAD)
+        }
 
     def put(self, result: dict[str, Any]) -> None:
         """Write one episode's result (replacing an earlier failed attempt)."""

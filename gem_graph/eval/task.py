@@ -101,9 +101,13 @@ def parse_task(value: Any, line_number: int) -> EvalTask | BadTask:
 
 
 def read_tasks(path: str | Path) -> list[EvalTask | BadTask]:
-    """Every line of a tasks JSONL file, as a task or a bad task; duplicates are bad."""
-    out: list[EvalTask | BadTask] = []
-    seen: set[str] = set()
+    """Every line of a tasks JSONL file, as a task or a bad task.
+
+    Every item gets an id no other item has, since results are stored per (id, trial): a
+    task keeps its own id (the first of a repeated id wins); a repeat and a bad line get
+    `ID#dup-line-N` or `line-N`, made unique against every id in the file.
+    """
+    parsed: list[tuple[int, EvalTask | BadTask]] = []
     with Path(path).open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -116,9 +120,34 @@ def read_tasks(path: str | Path) -> list[EvalTask | BadTask]:
                     item = parse_task(strictjson.loads(raw.decode("utf-8")), number)
                 except (UnicodeDecodeError, strictjson.StrictJSONError) as exc:
                     item = BadTask(f"line-{number}", "invalid_task", f"line {number}: {exc}")
-            if isinstance(item, EvalTask) and item.id in seen:
-                item = BadTask(item.id, "invalid_task", f"line {number}: duplicate id {item.id!r}")
-            if isinstance(item, EvalTask):
-                seen.add(item.id)
+            parsed.append((number, item))
+    return _unique_ids(parsed)
+
+
+def _unique_ids(parsed: list[tuple[int, EvalTask | BadTask]]) -> list[EvalTask | BadTask]:
+    """Give repeats and bad lines ids that collide with nothing else in the file."""
+    kept: dict[int, EvalTask] = {}
+    kept_ids: set[str] = set()
+    for number, item in parsed:
+        if isinstance(item, EvalTask) and item.id not in kept_ids:
+            kept[number] = item
+            kept_ids.add(item.id)
+    reserved = kept_ids | {item.id for _, item in parsed}
+    out: list[EvalTask | BadTask] = []
+    given: set[str] = set()
+    for number, item in parsed:
+        if number in kept:
             out.append(item)
+            continue
+        duplicate = f"line {number}: duplicate id {item.id!r}"
+        reason = item.reason if isinstance(item, BadTask) else duplicate
+        code = item.code if isinstance(item, BadTask) else "invalid_task"
+        environment = item.environment if isinstance(item, BadTask) else item.environment.name
+        new_id = item.id
+        if isinstance(item, EvalTask) or new_id in kept_ids or new_id in given:
+            new_id = f"{item.id}#dup-line-{number}"
+            while new_id in reserved or new_id in given:
+                new_id += "~"
+        given.add(new_id)
+        out.append(BadTask(new_id, code, reason, environment))
     return out

@@ -28,7 +28,7 @@ def environment_tools(task: EvalTask, env: TaskEnvironment) -> list[BaseTool]:
         raise ValueError("reset the environment with this task before asking for its tools")
     counter = itertools.count(1)
     tools: list[BaseTool] = []
-    for spec in task.tools:
+    for spec in env.tools:  # the trusted environment's specs (reset checked they match)
         function = spec.get("function") if isinstance(spec, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             continue

@@ -37,5 +37,5 @@ def catalog(demo_tasks: DemoTasks) -> EnvironmentCatalog:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[Sandbox]:
-    async with Sandbox(SandboxSettings(episode_timeout_s=120)) as box:
+    async with Sandbox(SandboxSettings(episode_timeout_s=400)) as box:
         yield box

@@ -78,3 +78,39 @@ async def test_a_record_its_gold_cannot_pass_becomes_a_gold_failed_reject(
     opens_with_assistant["messages"].insert(1, {"role": "assistant", "content": "Hello!"})
     reject = await gold_reject(state, opens_with_assistant, environment, sandbox)
     assert reject is not None and "open with a user turn" in reject["reason"]
+
+
+async def test_a_record_a_do_nothing_agent_passes_becomes_a_trivial_task_reject(
+    demo_tasks: DemoTasks, sandbox: Sandbox
+):
+    from gem_graph.eval.catalog import EnvironmentCatalog
+    from gem_graph.eval.environment import TaskEnvironment
+    from gem_graph.export import to_task
+
+    with RunStore(demo_tasks.run_dir) as store:
+        record = next(r for r in store.iter_records() if r["id"].startswith("library"))
+    environment = load_environment(demo_tasks.environments / record["environment"]["name"])
+    env = TaskEnvironment(sandbox, EnvironmentCatalog([demo_tasks.environments]))
+    await env.reset(demo_tasks.task("library-renewals"))
+    initial = await env.state_sha256()
+    await env.close()
+    state = {"document": {"id": "library-renewals"}, "stage": "judge", "attempts": {},
+             "usage": []}  # fmt: skip
+    chat = copy.deepcopy(record)
+    chat["messages"] = [*record["messages"][:2], {"role": "assistant", "content": "Hello!"}]
+    chat["verification"].update(final_state_sha256=initial, state_diff={}, calls=[])
+    reject = await gold_reject(state, chat, environment, sandbox)
+    assert reject is not None and reject["code"] == "trivial_task"
+
+    # a read-only record whose reference tells what it looked up is not trivial
+    messages = record["messages"]
+    writes = ("pay_fine", "renew_loan")
+    first_write = next(
+        i
+        for i, m in enumerate(messages)
+        if any(c["function"]["name"] in writes for c in m.get("tool_calls") or [])
+    )
+    lookup = copy.deepcopy(chat)
+    lookup["messages"] = messages[:first_write]
+    assert to_task(lookup)["required_facts"]
+    assert await gold_reject(state, lookup, environment, sandbox) is None

@@ -149,4 +149,7 @@ def test_cli_evaluates_a_model_agent_with_a_model_user_over_http(
     assert config["agent"] == {"kind": "model", "model": "agent-m"}
     assert config["user"]["model"] == "user-m" and config["user"]["prompt"] == "eval_user@1"
     assert config["seed"] == 5 and config["limits"]["max_turns"] == 30
+    assert (config["temperature"], config["max_tokens"]) == (0.0, 2048)
+    assert config["base_url"] == config["user_base_url"] == server.base_url
+    assert len(config["tasks_sha256"]) == 64 and config["environment_roots"]
     assert (out / "summary.json").is_file()

@@ -12,7 +12,7 @@ from eval_agents import CrashingAgent, DemoTasks
 from gem_graph.cli import main
 from gem_graph.eval.agents import GoldAgent
 from gem_graph.eval.metrics import pass_hat_k, summarize
-from gem_graph.eval.runner import EvalConfig, run_eval
+from gem_graph.eval.runner import EvalConfig, pending_count, run_eval
 from gem_graph.eval.store import ConfigMismatch, EvalStore
 from gem_graph.eval.task import EvalTask, read_tasks
 
@@ -62,7 +62,7 @@ async def test_bad_tasks_and_a_crashing_episode_do_not_touch_the_others(
     assert "went away" in by_id[crash_id]["detail"]
     assert by_id["unknown-env"]["reason"] == "unknown_environment"
     assert by_id["corrupt-state"]["reason"] == "invalid_state"
-    assert by_id["line-6"]["reason"] == "invalid_task"
+    assert by_id["line-6"]["reason"] == "invalid_task"  # an unreadable line's fallback id
     others = [r for r in by_id.values() if r["status"] == "scored"]
     assert len(others) == 2 and all(r["reward"] == 1.0 for r in others)
     assert summary["failed"] == 1 and len(summary["bad_tasks"]) == 3
@@ -124,13 +124,16 @@ def test_cli_gold_exits_zero_with_pass_hat_k_per_environment(
     assert len(results) == 6
     assert all(r["config"]["agent"] == {"kind": "gold"} for r in results)
     assert {r["trial"] for r in results} == {0, 1}
-    # a second run resumes: nothing left to play, same answer
+    # a second run resumes: nothing left to play (no episode replayed), same answer
+    assert pending_count(read_tasks(demo_tasks.tasks_file), out, 2) == 0
     assert (
         main(
             ["eval", str(demo_tasks.tasks_file), "--agent", "gold", "--trials", "2", "-o", str(out)]
         )
         == 0
     )
+    with EvalStore(out) as store:
+        assert store.results() == results  # untouched: same rows, same timings
 
 
 def test_cli_gold_exits_one_when_a_task_is_bad(demo_tasks: DemoTasks, tmp_path: Path, capsys):

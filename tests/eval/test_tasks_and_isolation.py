@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from eval_agents import DemoTasks
+from eval_agents import DemoTasks, ScriptAgent
 
 from gem_graph.eval.catalog import EnvironmentCatalog
 from gem_graph.eval.environment import TaskEnvironment
@@ -118,14 +118,37 @@ async def test_hostile_task_fields_stay_inside_the_task(
         "type": "object", "properties": {"cmd": {"type": "string"}}}}}  # fmt: skip
     task = EvalTask.model_validate({**base, "tools": [*base["tools"], extra_tool]})
     env = TaskEnvironment(sandbox, catalog)
-    await env.reset(task)
-    call = {"id": "s1", "type": "function",
-            "function": {"name": "run_shell", "arguments": '{"cmd": "id"}'}}  # fmt: skip
-    observation, _, terminated, truncated, info2 = await env.step(
-        {"role": "assistant", "content": None, "tool_calls": [call]}
-    )
-    assert json.loads(observation["messages"][0]["content"]) == {
-        "error": "run_shell failed unexpectedly"
-    }
-    assert (terminated, truncated, info2["tool_crashes"]) == (False, False, 1)
+    with pytest.raises(TaskError) as info:  # the task file's tools are not the environment's
+        await env.reset(task)
+    assert info.value.code == "environment_mismatch" and env.task is None
+    await env.close()
+
+
+async def test_a_task_files_hostile_schema_never_runs_in_the_client(
+    demo_tasks: DemoTasks, sandbox: Sandbox, catalog: EnvironmentCatalog
+):
+    """A catastrophic-backtracking `pattern` in the task file's schema would freeze the
+    loop if the client compiled it: the task is refused, calls use the environment's."""
+    import time
+
+    from gem_graph.eval.environment import EpisodeLimits
+    from gem_graph.eval.runner import run_episode
+
+    task = demo_tasks.task("library-renewals")
+    tools = copy.deepcopy(task.tools)
+    for tool in tools:
+        if tool["function"]["name"] == "find_member":
+            tool["function"]["parameters"]["properties"]["card_number"]["pattern"] = "^(a+)+$"
+    evil = task.model_copy(update={"tools": tools})
+    call = {"id": "c1", "type": "function", "function": {"name": "find_member",
+            "arguments": json.dumps({"card_number": "a" * 27 + "!"})}}  # fmt: skip
+    agent = ScriptAgent([{"role": "assistant", "content": None, "tool_calls": [call]}])
+    env = TaskEnvironment(sandbox, catalog, limits=EpisodeLimits(time_budget_s=5, max_turns=1))
+    started = time.monotonic()
+    result = await run_episode(env, agent, evil)
+    assert (result["status"], result["reason"]) == ("bad_task", "environment_mismatch")
+    assert time.monotonic() - started < 2
+    env = TaskEnvironment(sandbox, catalog)
+    await env.reset(task)  # the real task: the environment's own schemas bind the tools
+    assert env.tools == task.tools
     await env.close()

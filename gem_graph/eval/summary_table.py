@@ -1,4 +1,8 @@
-"""The summary table of an eval run, printed with rich."""
+"""The summary table of an eval run, printed with rich.
+
+Task ids, environment names and reasons come from untrusted task files: they are printed
+as plain text, never as rich markup (a `[/bold]` in an id would crash, a link could fake
+output)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ def print_summary(summary: dict[str, Any], out_dir: Path | str) -> None:
     """pass^k overall and per environment, failure reasons, bad tasks, failed episodes."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     ks = list(summary["pass_hat"])
@@ -30,13 +35,20 @@ def print_summary(summary: dict[str, Any], out_dir: Path | str) -> None:
     for name, block in rows:
         reasons = ", ".join(f"{r} {n}" for r, n in block["reasons"].items())
         cells = [_pct(block["pass_hat"].get(k)) for k in ks]
-        table.add_row(name, str(block["tasks"]), str(block["scored"]), *cells, reasons)
+        table.add_row(Text(name), str(block["tasks"]), str(block["scored"]), *cells, Text(reasons))
     console.print(table)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    counted = summary.get("complete_tasks")
+    if counted is not None and counted != summary["tasks"]:
+        say(f"pass^k over the {counted} task(s) with every trial scored")
     for task_id, code, detail in summary["bad_tasks"]:
-        console.print(f"bad task {task_id}: {code}: {detail}")
+        say(f"bad task {task_id}: {code}: {detail}")
     if summary["failed"]:
-        console.print(f"{summary['failed']} episode(s) failed (infrastructure); re-run to retry")
-    console.print(f"results: {Path(out_dir) / 'eval.sqlite'}", soft_wrap=True)
+        say(f"{summary['failed']} episode(s) failed (infrastructure); re-run to retry")
+    say(f"results: {Path(out_dir) / 'eval.sqlite'}")
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path | str) -> Path:
