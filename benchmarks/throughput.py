@@ -1,13 +1,13 @@
 """Runner throughput against an OpenAI-compatible loopback server with a fixed latency per call.
 
     python benchmarks/throughput.py [--latency 0.2] [--repeat 3] [--memory-docs 300]
-        [--cpu-docs 30] [--rounds 3] [--cpu-latency 0.05] [--only throughput|cpu]
+        [--cpu-docs 30] [--rounds 3] [--cpu-latency 0.05] [--only throughput|cpu|ray]
 
 The server runs in its own process (so its threads do not compete with the runner for the
 GIL) and answers every stage of a small procedure with scripted JSON after `--latency`
 seconds. For each concurrency the runner processes a corpus of 10 documents per slot, in
-this process and over two worker processes sharing the store (`run_corpus_workers`,
-`--workers 2`; their start-up is included), and the table compares documents/s with the
+this process and on a local Ray with two actors (`--workers 2`; Ray's and the actors'
+start-up are included), and the table compares documents/s with the
 ideal bound concurrency / (calls per document × latency), next to the bare document graph
 (no runner, no store). Ten documents per slot measure a corpus run rather than its first
 wave: with a fixed latency, documents that start together keep asking for the CPU
@@ -30,6 +30,17 @@ the same request bodies) through `ChatOpenAI.ainvoke` at the same concurrency. T
 taken within each round; the table shows its median and range, next to the client and
 sandbox shares. CPU is CPU time (`time.process_time()` here; the sandbox's processes from
 /proc, see `metered_sandboxes`), so the wall time of a shared machine does not enter it.
+
+A third table (`--only ray`) puts the Ray engine beside the local engine in one run: the
+same corpus (execution off, `--latency`, `--docs-per-slot` documents per slot) at
+concurrency 8 and 32 through the local engine, then on a local Ray of one CPU (1 actor)
+and of two CPUs (2 actors). Ray itself is started once per size, outside the timed runs
+(its start-up is shown apart); each run's actor start-up is included. CPU per document is
+split into the driver (this process: corpus, store, routing), the actors (from their
+creation: graph set-up and documents) and Ray's processes (GCS, raylet, agents, and the
+start of worker processes); Ray's
+overhead per document is the total minus the local engine's CPU per document at the same
+concurrency.
 """
 
 from __future__ import annotations
@@ -58,7 +69,6 @@ sys.path.insert(0, str(ROOT))
 from gem_graph.llm import aclose_chat_model, make_chat_model  # noqa: E402
 from gem_graph.run.corpus import read_corpus  # noqa: E402
 from gem_graph.run.runner import RunOptions, run_corpus  # noqa: E402
-from gem_graph.run.workers import CorpusSource, run_corpus_workers  # noqa: E402
 from gem_graph.settings import (  # noqa: E402
     HttpClient,
     ModelSettings,
@@ -171,6 +181,7 @@ def settings_for(
             timeout_s=60,
             retry_initial_s=0.05,
             http_client=http_client,
+            probe=False,  # the scripted server answers the stages only; not part of a run's rate
         ),
         pipeline=PipelineSettings(execute=execute, refine=False, judge=True),
         run=RunSettings(concurrency=concurrency, workers=workers, cache=False),
@@ -199,8 +210,8 @@ async def one_run(
     workers: int = 1,
     http_client: HttpClient = "httpx",
 ) -> tuple[float, int, int]:
-    """One run session (in this process, or over `workers` processes); returns (seconds,
-    kept, processed)."""
+    """One run session (in this process, or with `workers` > 1 on a local Ray with that many
+    actors); returns (seconds, kept, processed)."""
     settings = settings_for(
         base_url,
         execute=execute,
@@ -210,10 +221,6 @@ async def one_run(
     )
     options = RunOptions(run_dir=run_dir, progress=False)
     started = time.perf_counter()
-    if workers > 1:
-        # Blocks this event loop while the workers run; nothing else uses it meanwhile.
-        result = run_corpus_workers(CorpusSource(corpus), settings=settings, options=options)
-        return time.perf_counter() - started, result.kept, result.processed
     llm = make_chat_model(settings.model)
     try:
         result = await run_corpus(read_corpus(corpus), llm=llm, settings=settings, options=options)
@@ -356,18 +363,18 @@ def throughput_tables(args: argparse.Namespace) -> None:
         Case("runner, exec off", 8, 8 * per_slot),
         Case("runner, exec off", 32, 32 * per_slot),
         Case("runner, exec off", 128, 128 * per_slot // 2),
-        Case("2 workers, off", 8, 8 * per_slot, workers=2),
-        Case("2 workers, off", 32, 32 * per_slot, workers=2),
-        Case("2 workers, off", 128, 128 * per_slot // 2, workers=2),
+        Case("Ray 2 actors, off", 8, 8 * per_slot, workers=2),
+        Case("Ray 2 actors, off", 32, 32 * per_slot, workers=2),
+        Case("Ray 2 actors, off", 128, 128 * per_slot // 2, workers=2),
         Case("aiohttp, off", 8, 8 * per_slot, http_client="aiohttp"),
         Case("aiohttp, off", 32, 32 * per_slot, http_client="aiohttp"),
         Case("aiohttp, off", 128, 128 * per_slot // 2, http_client="aiohttp"),
-        Case("aiohttp 2 workers", 32, 32 * per_slot, workers=2, http_client="aiohttp"),
+        Case("aiohttp 2 actors", 32, 32 * per_slot, workers=2, http_client="aiohttp"),
         Case("bare graph", 32, 32 * per_slot),
     ]
     if sandbox_available():
         plan.append(Case("runner, exec on", 32, 16 * per_slot, execute=True))
-        plan.append(Case("2 workers, on", 32, 16 * per_slot, execute=True, workers=2))
+        plan.append(Case("Ray 2 actors, on", 32, 16 * per_slot, execute=True, workers=2))
     try:
         if args.memory_docs:
             # First, in a fresh child: nothing has used an event loop or a client yet.
@@ -414,12 +421,12 @@ def throughput_tables(args: argparse.Namespace) -> None:
     )
     print(
         "CPU ms/doc: client CPU time per document (graph, LangChain, OpenAI client, runner, "
-        "store; with workers, the parent plus the workers, start-up included); the server's "
-        "CPU is not included."
+        "store; in Ray rows only this process, the driver: see --only ray for the actors); "
+        "the server's CPU is not included."
     )
     print(
-        "2 workers: run_corpus_workers (gem-graph run --workers 2), concurrency split between "
-        "two spawned processes sharing the store; wall time includes their start-up."
+        "Ray 2 actors: gem-graph run --workers 2, a local Ray with two actors sharing the "
+        "concurrency, this process owning the store; wall time includes Ray's start-up."
     )
     print(
         "aiohttp: the runner with http_client = 'aiohttp' (gem-graph run --http-client "
@@ -700,6 +707,201 @@ def cpu_table(args: argparse.Namespace) -> None:
     )
 
 
+# ---- the Ray engine beside the local engine ---------------------------------------------------
+
+RAY_CONCURRENCY = (8, 32)
+
+
+def zombie(pid: int) -> bool:
+    """True for a process that has exited and waits to be reaped (or is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2 :].startswith("Z")
+
+
+def tree_processes(skip: set[int]) -> dict[int, float]:
+    """pid → CPU seconds (with the children it reaped) of every running descendant of this
+    process, leaving out the subtrees rooted at `skip` (the model server) and processes
+    that have exited (a killed actor, until its raylet reaps it)."""
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found: dict[int, float] = {}
+    todo = list(child_pids(table) - skip)
+    while todo:
+        pid = todo.pop()
+        if not zombie(pid):
+            found[pid] = table[pid][1]
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def wait_for_actors_to_exit(skip: set[int], timeout: float = 15.0) -> None:
+    """Wait until the run's killed actor processes are gone, so that the next snapshot does
+    not count their CPU a second time (the actors report it themselves)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        names = []
+        for pid in tree_processes(skip):
+            with contextlib.suppress(OSError):
+                names.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+        if not any(name.startswith(b"ray::DocumentActor") for name in names):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the run's Ray actors did not exit")
+
+
+def ray_processes_cpu(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU Ray's own processes used between two `tree_processes` snapshots: the growth of
+    those alive at both (GCS, raylet, agents, idle workers) plus all of those started in
+    between and still alive (new workers). The actors are gone by then (killed at the end of
+    the run, see `wait_for_actors_to_exit`; the raylet does not add its reaped workers' CPU
+    to its own), so they are counted by themselves, from the actors' own report."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+@dataclass
+class RayRow:
+    """One (engine, actors, concurrency) line of the Ray table, every repetition."""
+
+    label: str
+    actors: int
+    concurrency: int
+    documents: int
+    seconds: list[float] = field(default_factory=list)
+    driver_ms: list[float] = field(default_factory=list)
+    actors_ms: list[float] = field(default_factory=list)
+    ray_ms: list[float] = field(default_factory=list)
+
+    @property
+    def total_ms(self) -> list[float]:
+        return [
+            d + a + r for d, a, r in zip(self.driver_ms, self.actors_ms, self.ray_ms, strict=True)
+        ]
+
+
+async def ray_run(base_url: str, corpus: Path, run_dir: Path, row: RayRow, skip: set[int]) -> None:
+    """One run of `row` on the Ray this process joined (or locally), its CPU split."""
+    from gem_graph.run.store import RunStore
+
+    settings = settings_for(base_url, execute=False, concurrency=row.concurrency)
+    if row.actors:
+        settings = settings.updated(run={"engine": "ray"})
+    gc.collect()
+    tree = tree_processes(skip)
+    cpu = time.process_time()
+    seconds, kept, processed = 0.0, 0, 0
+    started = time.perf_counter()
+    llm = make_chat_model(settings.model)
+    try:
+        result = await run_corpus(
+            read_corpus(corpus),
+            llm=llm,
+            settings=settings,
+            options=RunOptions(run_dir=run_dir, progress=False),
+        )
+    finally:
+        await aclose_chat_model(llm)
+    seconds, kept, processed = time.perf_counter() - started, result.kept, result.processed
+    driver = time.process_time() - cpu
+    if kept != row.documents or processed != row.documents:
+        raise RuntimeError(f"{row.label}: kept {kept} of {row.documents} documents")
+    actors = 0.0
+    if row.actors:
+        with RunStore(run_dir) as store:
+            engine = store.get_meta("engine") or {}
+        actors = float(engine.get("actor_cpu_seconds", 0.0))
+    others = 0.0
+    if row.actors:
+        wait_for_actors_to_exit(skip)
+        others = ray_processes_cpu(tree, tree_processes(skip))
+    n = row.documents
+    row.seconds.append(seconds)
+    row.driver_ms.append(1000 * driver / n)
+    row.actors_ms.append(1000 * actors / n)
+    row.ray_ms.append(1000 * others / n)
+    print(
+        f"  {row.label:16} c={row.concurrency:<3} {n} docs in {seconds:.1f} s "
+        f"({n / seconds:.1f}/s), {row.total_ms[-1]:.0f} ms CPU/doc",
+        flush=True,
+    )
+
+
+def ray_table(args: argparse.Namespace) -> None:
+    """Documents/s and CPU per document: local engine, Ray with 1 actor, Ray with 2 actors."""
+    import logging
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    server = ModelServer(args.latency)
+    skip = {server._process.pid}
+    work = Path(tempfile.mkdtemp(prefix="gem-bench-ray-"))
+    rows: list[RayRow] = []
+    ray_start: dict[int, float] = {}
+    try:
+        for actors in (0, 1, 2):
+            label = f"Ray, {actors} actor{'s' if actors > 1 else ''}" if actors else "local"
+            if actors:
+                started = time.perf_counter()
+                ray.init(
+                    address="local",
+                    num_cpus=actors,
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,
+                    log_to_driver=False,
+                )
+                ray_start[actors] = time.perf_counter() - started
+            try:
+                for concurrency in args.ray_concurrency:
+                    n = concurrency * args.docs_per_slot
+                    row = RayRow(label, actors, concurrency, n)
+                    rows.append(row)
+                    corpus = write_corpus(work, n)
+                    for round_ in range(args.repeat):
+                        run_dir = work / f"ray-{actors}-{concurrency}-{round_}"
+                        asyncio.run(ray_run(server.base_url, corpus, run_dir, row, skip))
+            finally:
+                if actors:
+                    ray.shutdown()
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(
+        f"Local engine and Ray engine, execution off, {args.latency * 1000:.0f} ms per model "
+        f"call, {args.docs_per_slot} documents per slot, median of {args.repeat} "
+        f"({os.cpu_count()} CPUs)"
+    )
+    print(
+        f"{'engine':12} {'conc.':>5} {'docs':>5} {'wall s':>7} {'docs/s':>7} "
+        f"{'driver':>7} {'actors':>7} {'Ray':>6} {'total':>6} {'overhead':>9}   (CPU ms/doc)"
+    )
+    local = {r.concurrency: statistics.median(r.total_ms) for r in rows if not r.actors}
+    for row in rows:
+        seconds = statistics.median(row.seconds)
+        total = statistics.median(row.total_ms)
+        overhead = f"{total - local[row.concurrency]:+9.0f}" if row.actors else f"{'–':>9}"
+        print(
+            f"{row.label:12} {row.concurrency:5} {row.documents:5} {seconds:7.2f} "
+            f"{row.documents / seconds:7.1f} {statistics.median(row.driver_ms):7.0f} "
+            f"{statistics.median(row.actors_ms):7.0f} {statistics.median(row.ray_ms):6.0f} "
+            f"{total:6.0f} {overhead}"
+        )
+    starts = ", ".join(f"{a} CPU(s) {s:.1f} s" for a, s in ray_start.items())
+    print(f"Ray start-up (ray.init, not in the rows): {starts}")
+    print(
+        "driver: this process (corpus, store, progress, routing); actors: the actors from their "
+        "creation (graph set-up included); Ray: GCS, raylet, agents and worker start over the "
+        "run; overhead: "
+        "total minus the local engine's at the same concurrency. The server's CPU is in none."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2)
@@ -735,16 +937,27 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("throughput", "cpu"),
-        help="print only the throughput table (with memory) or only the CPU table",
+        choices=("throughput", "cpu", "ray"),
+        help="print only the throughput table (with memory), the CPU table or the Ray table",
+    )
+    parser.add_argument(
+        "--ray-concurrency",
+        type=int,
+        nargs="+",
+        default=list(RAY_CONCURRENCY),
+        help="concurrencies of the Ray table",
     )
     args = parser.parse_args()
-    if args.only != "cpu":
+    if args.only in (None, "throughput"):
         throughput_tables(args)
-    if args.only != "throughput":
+    if args.only in (None, "cpu"):
         if args.only is None:
             print()
         cpu_table(args)
+    if args.only in (None, "ray"):
+        if args.only is None:
+            print()
+        ray_table(args)
     return 0
 
 

@@ -25,7 +25,13 @@ def register(subparsers: Subparsers) -> None:
         "Exit 0 when every document was processed, 1 when the run stopped or some documents "
         "failed on the model transport (re-run to retry them), 2 on a usage error.",
     )
-    parser.add_argument("input", type=Path, metavar="INPUT", help="JSONL file, folder, or Parquet")
+    parser.add_argument(
+        "input",
+        type=corpus_location,
+        metavar="INPUT",
+        help="JSONL file, folder, or Parquet: a local path or a pyarrow filesystem URI "
+        "(s3://, gs://, hdfs://, file://)",
+    )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="RUN_DIR")
     add_all_settings_flags(parser)
     invocation = parser.add_argument_group("this invocation")
@@ -36,6 +42,13 @@ def register(subparsers: Subparsers) -> None:
     )
     invocation.add_argument("--quiet", action="store_true", help="no progress display")
     parser.set_defaults(command=handle)
+
+
+def corpus_location(value: str) -> str | Path:
+    """A URI (`scheme://…`) stays text for `pyarrow.fs`; anything else is a local path."""
+    from gem_graph.run.corpus import is_uri
+
+    return value if is_uri(value) else Path(value)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -65,6 +78,7 @@ def handle(args: argparse.Namespace) -> int:
         print(f"resuming {args.output}: skipping {finished} finished document(s)", file=sys.stderr)
     # The model stack is imported only once the arguments are known to be usable.
     from gem_graph.llm import aclose_chat_model, make_chat_model
+    from gem_graph.run.engine import engine_of, require_ray
     from gem_graph.run.report import render_summary
     from gem_graph.run.runner import (
         EndpointUnreachable,
@@ -87,21 +101,17 @@ def handle(args: argparse.Namespace) -> int:
         command=["gem-graph", *sys.argv[1:]],
     )
     try:
-        if run.workers > 1:
-            from gem_graph.run.workers import CorpusSource, run_corpus_workers
+        if engine_of(settings) == "ray":
+            require_ray()  # before anything starts: one line with the install hint
+        llm = make_chat_model(settings.model)
 
-            source = CorpusSource(args.input, text_field=run.text_field, id_field=run.id_field)
-            result = run_corpus_workers(source, settings=settings, options=options)
-        else:
-            llm = make_chat_model(settings.model)
+        async def run_then_close() -> RunSummary:
+            try:
+                return await run_corpus(items, llm=llm, settings=settings, options=options)
+            finally:
+                await aclose_chat_model(llm)
 
-            async def run_then_close() -> RunSummary:
-                try:
-                    return await run_corpus(items, llm=llm, settings=settings, options=options)
-                finally:
-                    await aclose_chat_model(llm)
-
-            result = asyncio.run(run_then_close())
+        result = asyncio.run(run_then_close())
     except EndpointUnreachable as exc:
         print(f"gem-graph: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,5 +1,5 @@
 """Corpus runs: the runner, its SQLite store, the model-response cache, corpus reading,
-run reports, settings loading and multi-process workers.
+run reports, settings loading and the Ray engine.
 
 - `runner`: `run_corpus`, documents in flight, retries, the stop on a dead endpoint.
 - `options`: `RunOptions` (one invocation), `RunSummary`, run errors, segment size.
@@ -12,5 +12,7 @@ run reports, settings loading and multi-process workers.
 - `corpus`: JSONL, plain-text and Parquet corpora as `Document`s, bad lines kept as such.
 - `report`: a finished run's summary as a table, and the live progress display.
 - `config`: settings from every source with provenance; the settings fingerprint.
-- `workers`: one corpus sharded over several processes writing to the same store.
+- `document`: the run's graph set-up and one document's outcome, shared by the engines.
+- `engine`: which engine runs the graph (`local` or `ray`) and the model factory.
+- `ray_engine`, `ray_pool`, `ray_actor`: the graph in Ray actors, the driver owning the store.
 """

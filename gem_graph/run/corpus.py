@@ -6,6 +6,9 @@ JSONL line, invalid UTF-8, empty text, a duplicate id). Bad entries never stop t
 the runner records each as a reject. Only a path that cannot be read at all raises
 `CorpusError`.
 
+`path` is a local path or any pyarrow filesystem URI (`s3://bucket/corpus.jsonl`,
+`gs://…`, `hdfs://…`, `file:///…`), read as a stream through `pyarrow.fs`.
+
 `segment_document` splits a long text at paragraph boundaries into segments of at most
 `max_chars` characters (a paragraph longer than that is split at sentence, then line
 boundaries), so every segment fits the document graph's size limit.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,8 @@ from typing import Any
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TEXT_SUFFIXES = (".txt", ".md")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+READ_CHUNK = 1 << 20
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class CorpusError(Exception):
@@ -51,8 +56,11 @@ def read_corpus(
     JSONL and Parquet rows: `id_field` and `text_field` name the id and the text; every other
     field is kept in `meta`. A row without an id gets `line-N` (its 1-based line or row
     number). Folder files: the id is the path relative to the folder. Raises `CorpusError`
-    at once (not on first iteration) when the path cannot be read.
+    at once (not on first iteration) when the path cannot be read. A URI
+    (`scheme://…`) is read through `pyarrow.fs` (see `is_uri`).
     """
+    if is_uri(path):
+        return _read_uri(str(path), text_field=text_field, id_field=id_field)
     source = Path(path)
     if source.is_dir():
         files = _text_files(source)
@@ -71,7 +79,11 @@ def read_corpus(
 
 
 def count_corpus(path: str | Path) -> int | None:
-    """A cheap upper bound on the number of entries (for progress), or None if unknown."""
+    """A cheap upper bound on the number of entries (for progress), or None if unknown.
+
+    A URI is not read twice: only a Parquet file's row count is taken from its footer."""
+    if is_uri(path):
+        return _count_uri(str(path))
     source = Path(path)
     try:
         if source.is_dir():
@@ -87,6 +99,108 @@ def count_corpus(path: str | Path) -> int | None:
         return count
     except Exception:
         return None
+
+
+def is_uri(path: str | Path) -> bool:
+    """True for `scheme://…` (a pyarrow filesystem URI), false for a local path."""
+    return isinstance(path, str) and bool(_URI.match(path))
+
+
+def _filesystem(uri: str) -> tuple[Any, str]:
+    """The pyarrow filesystem and the path inside it for `uri`; `CorpusError` when none."""
+    try:
+        import pyarrow.fs as pafs
+    except ImportError:
+        raise CorpusError(
+            f"reading {uri} needs pyarrow, which is not installed: pip install 'gem-graph[parquet]'"
+        ) from None
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:  # unknown scheme, missing credentials, bad bucket name …
+        raise CorpusError(f"cannot open {uri}: {exc}") from None
+
+
+def _read_uri(uri: str, *, text_field: str, id_field: str) -> Iterator[CorpusItem]:
+    """A corpus behind a pyarrow filesystem URI: a JSONL or Parquet file, or a folder."""
+    import pyarrow.fs as pafs
+
+    fs, inner = _filesystem(uri)
+    try:
+        info = fs.get_file_info(inner)
+    except Exception as exc:
+        raise CorpusError(f"cannot read {uri}: {exc}") from None
+    if info.type == pafs.FileType.Directory:
+        try:
+            found = fs.get_file_info(pafs.FileSelector(inner, recursive=True))
+        except Exception as exc:
+            raise CorpusError(f"cannot read {uri}: {exc}") from None
+        base = inner.rstrip("/") + "/"
+        files = sorted(
+            (f.path[len(base) :], f.path)
+            for f in found
+            if f.is_file and f.path.lower().endswith(TEXT_SUFFIXES)
+        )
+
+        def reader(name: str) -> Callable[[], bytes]:
+            def read() -> bytes:
+                with fs.open_input_stream(name) as stream:
+                    return bytes(stream.readall())
+
+            return read
+
+        return _dedupe(_read_texts((doc_id, reader(name)) for doc_id, name in files))
+    if info.type != pafs.FileType.File:
+        raise CorpusError(f"cannot read {uri}: no such file or folder")
+    try:
+        if inner.lower().endswith(PARQUET_SUFFIXES):
+            batches = _parquet_batches(fs.open_input_file(inner), name=uri)
+            return _dedupe(_read_rows(batches, text_field=text_field, id_field=id_field))
+        stream = fs.open_input_stream(inner)
+    except CorpusError:
+        raise
+    except Exception as exc:
+        raise CorpusError(f"cannot read {uri}: {exc}") from None
+    return _dedupe(_read_jsonl(_StreamLines(stream), text_field=text_field, id_field=id_field))
+
+
+def _count_uri(uri: str) -> int | None:
+    if not uri.lower().endswith(PARQUET_SUFFIXES):
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        fs, inner = _filesystem(uri)
+        with fs.open_input_file(inner) as handle:
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+    except Exception:
+        return None
+
+
+class _StreamLines:
+    """The lines (bytes, with their newline) of a pyarrow input stream, read in chunks;
+    a context manager that closes the stream, like a file opened in binary mode."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> _StreamLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = b""
+        while True:
+            chunk = bytes(self.stream.read(READ_CHUNK))
+            if not chunk:
+                break
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+        if pending:
+            yield pending
 
 
 def _dedupe(items: Iterable[CorpusItem]) -> Iterator[CorpusItem]:
@@ -164,10 +278,14 @@ def _text_files(folder: Path) -> list[Path]:
 
 
 def _read_folder(folder: Path, files: list[Path]) -> Iterator[CorpusItem]:
-    for path in files:
-        doc_id = path.relative_to(folder).as_posix()
+    return _read_texts((path.relative_to(folder).as_posix(), path.read_bytes) for path in files)
+
+
+def _read_texts(files: Iterable[tuple[str, Callable[[], bytes]]]) -> Iterator[CorpusItem]:
+    """One document per text file: `(id, read the bytes)` pairs, in order."""
+    for doc_id, read in files:
         try:
-            data = path.read_bytes()
+            data = read()
         except OSError as exc:
             yield BadInput(doc_id, f"{doc_id}: unreadable ({exc.strerror or exc})")
             continue
@@ -182,18 +300,21 @@ def _read_folder(folder: Path, files: list[Path]) -> Iterator[CorpusItem]:
         yield {"id": doc_id, "text": text, "meta": {"path": doc_id}}
 
 
-def _parquet_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
+def _parquet_batches(path: Any, *, name: str | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Row batches of a Parquet file: a local path or an open pyarrow file (`name` for
+    messages)."""
+    path_name = name or str(path)
     try:
         import pyarrow.parquet as pq
     except ImportError:
         raise CorpusError(
-            f"reading {path} needs pyarrow, which is not installed: "
+            f"reading {path_name} needs pyarrow, which is not installed: "
             "pip install 'gem-graph[parquet]'"
         ) from None
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:
-        raise CorpusError(f"cannot read {path} as Parquet: {exc}") from None
+        raise CorpusError(f"cannot read {path_name} as Parquet: {exc}") from None
 
     def batches() -> Iterator[list[dict[str, Any]]]:
         for batch in parquet.iter_batches(batch_size=1024):

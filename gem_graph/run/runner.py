@@ -16,9 +16,10 @@ Failure handling:
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,28 +27,26 @@ from langchain_core.language_models import BaseChatModel
 
 from gem_graph.contracts import make_reject
 from gem_graph.records import text_sha256
-from gem_graph.run.cache import SQLiteLLMCache
 from gem_graph.run.config import redact_url
 from gem_graph.run.corpus import BadInput, CorpusItem, segment_document
-from gem_graph.run.endpoint import model_endpoint, preflight, prepare_model, resolve_server
+from gem_graph.run.document import DocumentOutcome, document_graph, invoke_graph
+from gem_graph.run.endpoint import model_endpoint, preflight, resolve_server
+from gem_graph.run.engine import Engine, ModelFactory, engine_of
 from gem_graph.run.environments import isolation_label, save_environments
 from gem_graph.run.options import (
-    FAILED_CODES,
     SANDBOX_FAILURE,
     EndpointUnreachable,
     RunError,
     RunOptions,
     RunSummary,
     SettingsMismatch,
-    cache_file,
     segment_size,
     shard_of,
 )
 from gem_graph.run.report import ProgressDisplay, RunCounters
-from gem_graph.run.session import cache_namespace, check_settings, close_session, run_summary
+from gem_graph.run.session import check_settings, close_session, run_summary
 from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
-from gem_graph.usage import summarize_usage
 
 __all__ = [  # the public face of a run, wherever each name lives
     "EndpointUnreachable",
@@ -72,8 +71,11 @@ class _Runner:
         settings_fingerprint: str,
         endpoint: str | None,
         counters: RunCounters | None = None,
+        invoke: Callable[[dict[str, Any]], Awaitable[DocumentOutcome]] | None = None,
     ) -> None:
         self.graph = graph
+        self.invoke = invoke or functools.partial(invoke_graph, graph)
+        """Runs one document to its outcome: here, or on another process (the Ray engine)."""
         self.store = store
         self.settings = settings
         self.options = options
@@ -166,44 +168,26 @@ class _Runner:
                 queue.task_done()
 
     async def process(self, document: dict[str, Any], weight: float) -> None:
-        started = time.time()
-        try:
-            out = await self.graph.ainvoke({"document": document})
-        except Exception as exc:  # the graph turns failures into rejects; this is a last guard
-            reason = f"the document graph raised {type(exc).__name__}: {exc}"[:2000]
-            out = {
-                "records": [],
-                "rejects": [make_reject(document["id"], "runner", "internal_error", reason)],
-                "usage": [],
-            }
-        finished = time.time()
-        records = list(out.get("records") or [])
-        rejects = list(out.get("rejects") or [])
-        reject = rejects[0] if rejects and not records else None
-        usage = summarize_usage(list(out.get("usage") or []))
-        if records:
-            status, stage = "kept", "emit"
-        elif reject is not None and reject.get("code") in FAILED_CODES:
-            status, stage = "failed", str(reject.get("stage") or "?")
-        else:
-            status, stage = "rejected", str((reject or {}).get("stage") or "?")
-        saved = save_environments(
-            self.store, self.options.run_dir, list(out.get("environments") or [])
-        )
+        self.save(document, await self.invoke(document), weight)
+
+    def save(self, document: dict[str, Any], outcome: DocumentOutcome, weight: float) -> None:
+        """Write one document's outcome to the store (one transaction) and count it."""
+        records, reject, usage = outcome.records, outcome.reject, outcome.usage
+        saved = save_environments(self.store, self.options.run_dir, outcome.environments)
         self.store.save_document(
             {**document, "text_sha256": text_sha256(document["text"])},
-            status=status,
-            stage=stage,
+            status=outcome.status,
+            stage=outcome.stage,
             records=records,
             reject=reject,
             usage=usage,
-            started_at=started,
-            finished_at=finished,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
             settings_fingerprint=self.fingerprint,
             environments=saved,
             isolation=isolation_label(records),
         )
-        self._count(status, stage, records, usage, weight, reject)
+        self._count(outcome.status, outcome.stage, records, usage, weight, reject)
 
     def _count(
         self,
@@ -283,32 +267,10 @@ async def run_shard(
     """Run `items` (only those of `options.shard`, if set) into a store that is already
     prepared: settings checked and a session started. Updates `counters` as documents end.
 
-    This is the part of a run that both `run_corpus` and each worker process carry out.
+    This is the local engine's part of `run_corpus`; `ray_engine.run_shard_on_ray` is the
+    Ray engine's.
     """
-    from gem_graph.graph import build_gem_graph
-    from gem_graph.synthesizer import build_synthesizer_graph
-
-    cache: SQLiteLLMCache | None = None
-    sandbox: Any = None
-    try:
-        cache_path = cache_file(settings, options.run_dir)
-        if cache_path is not None:
-            cache = SQLiteLLMCache(cache_path, namespace=cache_namespace())
-        model = prepare_model(
-            llm, cache=cache, requests_per_second=settings.run.requests_per_second
-        )
-        if settings.pipeline.execute:
-            from gem_graph.sandbox import Sandbox, SandboxUnavailable
-
-            sandbox = Sandbox(settings.sandbox)
-            try:
-                await sandbox.start()
-            except SandboxUnavailable as exc:
-                raise RunError(f"the sandbox cannot run at the requested tier: {exc}") from None
-        factory = (
-            build_synthesizer_graph if settings.pipeline.mode == "synthesizer" else build_gem_graph
-        )
-        graph = factory(llm=model, settings=settings, sandbox=sandbox)
+    async with document_graph(llm, settings, options.run_dir) as (graph, cache):
         runner = _Runner(
             graph=graph,
             store=store,
@@ -321,11 +283,6 @@ async def run_shard(
         with ProgressDisplay(counters, enabled=options.progress):
             await runner.run(items)
         return ShardOutcome(runner.stopped_reason, cache.hits if cache is not None else 0)
-    finally:
-        if sandbox is not None:
-            await sandbox.aclose()
-        if cache is not None:
-            cache.close()
 
 
 async def run_corpus(
@@ -334,21 +291,24 @@ async def run_corpus(
     llm: BaseChatModel,
     settings: Settings,
     options: RunOptions,
+    engine: Engine | None = None,
+    model_factory: ModelFactory | None = None,
 ) -> RunSummary:
     """Run every item through the document graph (or, in synthesizer mode, the synthesizer
-    graph) into the store in `options.run_dir`, in this process.
+    graph) into the store in `options.run_dir`.
 
     Works with any `BaseChatModel` (ChatOpenAI, the scripted model, …). Raises
     `SettingsMismatch` when the folder was made with other output settings,
     `EndpointUnreachable` when the preflight cannot connect, and `RunError` for bad options;
-    document-level problems never raise. Runs over several processes
-    (`settings.run.workers > 1`) go through `gem_graph.run.workers.run_corpus_workers`.
+    document-level problems never raise.
+
+    `engine` (default `settings.run.engine`, or `ray` when `settings.run.workers > 1`):
+    `local` runs the graph in this process; `ray` runs it in Ray actors (see
+    `gem_graph.run.ray_engine`), each building its model with `model_factory(settings)`
+    (a picklable function; default `make_chat_model(settings.model)`), while this process
+    reads the corpus and writes the store. Both give the same results.
     """
-    if settings.run.workers != 1:
-        raise RunError(
-            "a run over several worker processes needs a corpus path and a model factory: "
-            "use gem_graph.run.workers.run_corpus_workers"
-        )
+    engine = engine or engine_of(settings)
     segment_size(settings)
     endpoint = options.endpoint or model_endpoint(llm)
     if options.preflight and endpoint:
@@ -363,7 +323,12 @@ async def run_corpus(
         current, _ = check_settings(store, settings, options)
         settings = await resolve_server(llm, settings, store, endpoint)
         session = store.start_session(current)
-        outcome = await run_shard(
+        shard = run_shard
+        if engine == "ray":
+            from gem_graph.run.ray_engine import run_shard_on_ray
+
+            shard = functools.partial(run_shard_on_ray, model_factory=model_factory)
+        outcome = await shard(
             items,
             llm=llm,
             settings=settings,

@@ -1,17 +1,18 @@
-"""`run_corpus_workers`: the same run over two worker processes sharing one store."""
+"""`run.workers > 1`: the same run on a local Ray with that many actors sharing one store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_runner_helpers import CALLS_PER_KEPT, document, fast_settings, respond, write_jsonl
 
 from gem_graph.llm import make_chat_model
+from gem_graph.run import engine
 from gem_graph.run.corpus import read_corpus
-from gem_graph.run.options import shard_of
+from gem_graph.run.options import RunError
 from gem_graph.run.runner import RunOptions, run_corpus
 from gem_graph.run.store import RunStore
-from gem_graph.run.workers import CorpusSource, run_corpus_workers, split
 from gem_graph.testing.openai_server import LoopbackOpenAIServer
 
 
@@ -22,16 +23,23 @@ def corpus_rows() -> list[dict | str]:
     return rows
 
 
-def test_entries_are_dealt_evenly_and_the_concurrency_is_split():
-    dealt = [shard_of(position, 2) for position in range(9)]
-    assert dealt == [0, 1, 0, 1, 0, 1, 0, 1, 0]
-    assert split(32, 2) == [16, 16] and split(5, 2) == [3, 2] and sum(split(7, 3)) == 7
+def test_workers_means_the_ray_engine_and_without_ray_says_how_to_install_it(monkeypatch):
+    settings = fast_settings()
+    assert engine.engine_of(settings) == "local"
+    assert engine.engine_of(settings.updated(run={"workers": 2})) == "ray"
+    assert engine.engine_of(settings.updated(run={"engine": "ray"})) == "ray"
+    monkeypatch.setattr(engine.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RunError, match=r"pip install 'gem-graph\[ray\]'"):
+        engine.require_ray()
 
 
 async def test_two_workers_process_every_document_once_with_the_counts_of_one(tmp_path: Path):
+    pytest.importorskip("ray")
     corpus = write_jsonl(tmp_path / "c.jsonl", corpus_rows())
     with LoopbackOpenAIServer(respond) as server:
-        settings = fast_settings(base_url=server.base_url).updated(run={"concurrency": 4})
+        settings = fast_settings(base_url=server.base_url).updated(
+            run={"concurrency": 4}, model={"probe": False}
+        )
         one = await run_corpus(
             read_corpus(corpus),
             llm=make_chat_model(settings.model),
@@ -39,8 +47,9 @@ async def test_two_workers_process_every_document_once_with_the_counts_of_one(tm
             options=RunOptions(run_dir=tmp_path / "one", progress=False),
         )
         requests_one = len(server.requests)
-        two = run_corpus_workers(
-            CorpusSource(corpus),
+        two = await run_corpus(
+            read_corpus(corpus),
+            llm=make_chat_model(settings.model),
             settings=settings.updated(run={"workers": 2}),
             options=RunOptions(run_dir=tmp_path / "two", progress=False),
         )
@@ -61,7 +70,29 @@ async def test_two_workers_process_every_document_once_with_the_counts_of_one(tm
         docs = list(store.iter_documents())
         records = list(store.iter_records())
         summary = store.summary()
+        engine_meta = store.get_meta("engine")
     assert sorted((d["id"], d["status"], d["stage"]) for d in docs) == expected
     assert {d["runs"] for d in docs} == {1}
     assert len(records) == len({r["id"] for r in records}) == 10
     assert summary["documents"] == {"total": 16, "kept": 10, "rejected": 6, "failed": 0}
+    assert engine_meta["actors"] == 2 and engine_meta["where"] == "a local Ray with 2 CPU(s)"
+    assert sum(engine_meta["documents_by_node"].values()) == 14
+
+
+def test_the_llm_cache_is_the_runs_own_on_the_drivers_machine_and_per_machine_elsewhere(
+    tmp_path: Path, monkeypatch
+):
+    import socket
+
+    from gem_graph.run.ray_actor import node_cache_file
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-b.cluster")
+    settings = fast_settings().updated(run={"cache": True})
+    run_dir = tmp_path / "run"
+    assert node_cache_file(settings, run_dir, "node-b.cluster") == run_dir / "llm_cache.sqlite"
+    assert node_cache_file(settings, run_dir, "driver") == (
+        run_dir / "llm_cache.node-b.cluster.sqlite"
+    )
+    shared = settings.updated(run={"cache": tmp_path / "c" / "shared.sqlite"})
+    assert node_cache_file(shared, run_dir, "driver") == tmp_path / "c/shared.node-b.cluster.sqlite"
+    assert node_cache_file(settings.updated(run={"cache": False}), run_dir, "driver") is None
