@@ -50,7 +50,7 @@ def _report_model(console: Any, settings: Settings) -> bool:
     from rich.table import Table
 
     from gem_graph.llm import aclose_chat_model, make_chat_model
-    from gem_graph.pipeline import LLM_STAGES
+    from gem_graph.pipeline import LLM_STAGES, output_cap
     from gem_graph.probe import ModelProfile, ProbeFailed, probe_model
     from gem_graph.run.config import redact_url
     from gem_graph.run.endpoint import missing_key_hint
@@ -94,18 +94,12 @@ def _report_model(console: Any, settings: Settings) -> bool:
     speed = profile.server.tokens_per_s
     console.print(f"  speed: {f'~{speed:.0f} tokens/s' if speed else 'not measured'}")
     timeouts = ", ".join(
-        f"{stage} {run.request_timeout(_stage_cap(stage, run.max_tokens)):.0f} s"
+        f"{stage} {run.request_timeout(output_cap(stage, run.max_tokens)):.0f} s"
         for stage in LLM_STAGES
     )
     source = "--timeout" if model.timeout_s is not None else "fitted to the server"
     console.print(f"  request timeouts ({source}): {timeouts}")
     return True
-
-
-def _stage_cap(stage: str, max_tokens: int | None) -> int:
-    from gem_graph.pipeline import output_cap
-
-    return output_cap(stage, max_tokens)
 
 
 def _report_sandbox(console: Any, settings: Settings) -> bool:

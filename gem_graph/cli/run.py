@@ -65,7 +65,8 @@ def handle(args: argparse.Namespace) -> int:
         items = read_corpus(args.input, text_field=run.text_field, id_field=run.id_field)
     except CorpusError as exc:
         raise UsageError(str(exc)) from None
-    if count_corpus(args.input) == 0:
+    total = count_corpus(args.input)
+    if total == 0:
         raise UsageError(
             f"{args.input} holds no documents (an empty file, or a folder without .txt/.md "
             "files); nothing to run"
@@ -90,7 +91,6 @@ def handle(args: argparse.Namespace) -> int:
     )
     from gem_graph.run.store import StoreError
 
-    total = count_corpus(args.input)
     if total is not None and run.limit is not None:
         total = min(total, run.limit)
     options = RunOptions(
@@ -134,13 +134,12 @@ def handle(args: argparse.Namespace) -> int:
 def _finished_before(run_dir: Path, settings: Settings, forced: bool) -> int:
     """Documents an earlier session of `run_dir` finished that this run will skip (0 for a
     new run folder, or one the run will refuse for its other settings)."""
-    from gem_graph.run.config import fingerprint, output_settings
-    from gem_graph.run.options import segment_size
+    from gem_graph.run.session import output_fingerprint
     from gem_graph.run.store import STORE_FILE, RunStore, StoreError
 
     if not (run_dir / STORE_FILE).is_file():
         return 0
-    current = fingerprint(output_settings(settings, segment_chars=segment_size(settings)))
+    current, _ = output_fingerprint(settings)
     try:
         with RunStore(run_dir) as store:
             if store.get_meta("fingerprint") not in (None, current) and not forced:

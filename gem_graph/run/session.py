@@ -26,12 +26,17 @@ from gem_graph.run.store import RunStore
 from gem_graph.settings import Settings
 
 
+def output_fingerprint(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The fingerprint a resume must match, and the output settings it is taken over."""
+    outputs = output_settings(settings, segment_chars=segment_size(settings))
+    return fingerprint(outputs), outputs
+
+
 def check_settings(
     store: RunStore, settings: Settings, options: RunOptions
 ) -> tuple[str, dict[str, Any]]:
     """Refuse a run folder made with output-changing settings unless forced; record ours."""
-    outputs = output_settings(settings, segment_chars=segment_size(settings))
-    current = fingerprint(outputs)
+    current, outputs = output_fingerprint(settings)
     previous = store.get_meta("fingerprint")
     if previous is not None and previous != current and not options.force_new_settings:
         changes = differences(store.get_meta("output_settings") or {}, outputs)
